@@ -1,0 +1,60 @@
+//! Hyper-parameters of a Llama-architecture model.
+
+use crate::error::{ModelError, Result};
+use crate::gguf::GgufFile;
+
+/// The hyper-parameters the forward pass needs, read from GGUF metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    pub n_layers: usize,
+    pub d_model: usize,
+    pub d_ff: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub rope_base: f64,
+    pub rms_eps: f64,
+    pub context_length: usize,
+    pub vocab_size: usize,
+}
+
+impl LlamaConfig {
+    /// Reads `llama.*` metadata; the vocabulary size comes from the tokenizer's token list.
+    pub fn from_gguf(gguf: &GgufFile) -> Result<LlamaConfig> {
+        let arch = gguf.string("general.architecture")?;
+        if arch != "llama" {
+            return Err(ModelError::UnsupportedArchitecture(arch.to_string()));
+        }
+        let cfg = LlamaConfig {
+            n_layers: gguf.usize("llama.block_count")?,
+            d_model: gguf.usize("llama.embedding_length")?,
+            d_ff: gguf.usize("llama.feed_forward_length")?,
+            n_heads: gguf.usize("llama.attention.head_count")?,
+            n_kv_heads: gguf.usize("llama.attention.head_count_kv")?,
+            rope_base: gguf.f64("llama.rope.freq_base").unwrap_or(10_000.0),
+            rms_eps: gguf.f64("llama.attention.layer_norm_rms_epsilon")?,
+            context_length: gguf.usize("llama.context_length")?,
+            vocab_size: gguf.strings("tokenizer.ggml.tokens")?.len(),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Per-head size.
+    pub fn head_dim(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |key: &str, problem: String| Err(ModelError::Metadata { key: key.to_string(), problem });
+        if self.n_layers == 0 || self.d_model == 0 || self.n_heads == 0 || self.n_kv_heads == 0 {
+            return bad("llama.*", format!("sizes must be positive: {self:?}"));
+        }
+        if self.d_model % self.n_heads != 0 || (self.d_model / self.n_heads) % 2 != 0 {
+            return bad("llama.attention.head_count", format!("{} heads do not split d_model {} into even head sizes", self.n_heads, self.d_model));
+        }
+        if self.n_heads % self.n_kv_heads != 0 {
+            return bad("llama.attention.head_count_kv", format!("{} query heads are not a multiple of {} KV heads", self.n_heads, self.n_kv_heads));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! Reading a GGUF file: lenient metadata accessors and shape-checked, dequantized tensors.
+
+use crate::error::{ModelError, Result};
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::{DType, Device, Tensor};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+/// An open GGUF file: its parsed header and a reader for tensor data.
+pub struct GgufFile {
+    path: PathBuf,
+    content: Content,
+    reader: BufReader<File>,
+}
+
+impl GgufFile {
+    /// Opens and parses the header of a GGUF file.
+    pub fn open(path: &Path) -> Result<GgufFile> {
+        let file = File::open(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
+        let mut reader = BufReader::new(file);
+        let content = Content::read(&mut reader)
+            .map_err(|e| ModelError::Gguf { path: path.to_path_buf(), reason: e.to_string() })?;
+        Ok(GgufFile { path: path.to_path_buf(), content, reader })
+    }
+
+    /// The raw metadata value of `key`.
+    pub fn value(&self, key: &str) -> Result<&Value> {
+        self.content.metadata.get(key).ok_or_else(|| ModelError::Metadata {
+            key: key.to_string(),
+            problem: "missing from the file".to_string(),
+        })
+    }
+
+    /// Whether the metadata has `key`.
+    pub fn has(&self, key: &str) -> bool {
+        self.content.metadata.contains_key(key)
+    }
+
+    /// A string value.
+    pub fn string(&self, key: &str) -> Result<&str> {
+        match self.value(key)? {
+            Value::String(s) => Ok(s),
+            other => Err(type_error(key, "a string", other)),
+        }
+    }
+
+    /// A non-negative integer stored as any GGUF integer type (writers differ).
+    pub fn usize(&self, key: &str) -> Result<usize> {
+        as_usize(self.value(key)?).ok_or_else(|| type_error(key, "a non-negative integer", self.value(key).unwrap()))
+    }
+
+    /// A number stored as any GGUF integer or float type.
+    pub fn f64(&self, key: &str) -> Result<f64> {
+        let v = self.value(key)?;
+        match v {
+            Value::F32(x) => Ok(*x as f64),
+            Value::F64(x) => Ok(*x),
+            _ => as_usize(v).map(|x| x as f64).ok_or_else(|| type_error(key, "a number", v)),
+        }
+    }
+
+    /// An array of strings.
+    pub fn strings(&self, key: &str) -> Result<Vec<&str>> {
+        self.array(key)?
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.as_str()),
+                other => Err(type_error(key, "an array of strings", other)),
+            })
+            .collect()
+    }
+
+    /// An array of integers.
+    pub fn integers(&self, key: &str) -> Result<Vec<i64>> {
+        self.array(key)?
+            .iter()
+            .map(|v| match v {
+                Value::I32(x) => Ok(*x as i64),
+                Value::I64(x) => Ok(*x),
+                other => as_usize(other).map(|x| x as i64).ok_or_else(|| type_error(key, "an array of integers", other)),
+            })
+            .collect()
+    }
+
+    fn array(&self, key: &str) -> Result<&Vec<Value>> {
+        match self.value(key)? {
+            Value::Array(a) => Ok(a),
+            other => Err(type_error(key, "an array", other)),
+        }
+    }
+
+    /// Whether the file has tensor `name`.
+    pub fn has_tensor(&self, name: &str) -> bool {
+        self.content.tensor_infos.contains_key(name)
+    }
+
+    /// Loads tensor `name` dequantized to f32, checking its shape and that every value is finite.
+    ///
+    /// # Shapes
+    /// Returns a tensor of shape `expected` (GGUF lists dims innermost-first; candle reverses
+    /// them, so a linear weight arrives as (out, in)).
+    pub fn tensor(&mut self, name: &str, expected: &[usize], device: &Device) -> Result<Tensor> {
+        let info = self.content.tensor_infos.get(name).ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+        if info.shape.dims() != expected {
+            return Err(ModelError::ShapeMismatch {
+                name: name.to_string(),
+                expected: expected.to_vec(),
+                found: info.shape.dims().to_vec(),
+            });
+        }
+        let q = self
+            .content
+            .tensor(&mut self.reader, name, device)
+            .map_err(|e| ModelError::Gguf { path: self.path.clone(), reason: format!("tensor `{name}`: {e}") })?;
+        let t = q.dequantize(device)?.to_dtype(DType::F32)?;
+        let sum = t.sum_all()?.to_scalar::<f32>()?;
+        if !sum.is_finite() {
+            return Err(ModelError::NonFinite { name: name.to_string() });
+        }
+        Ok(t)
+    }
+}
+
+fn as_usize(v: &Value) -> Option<usize> {
+    let x: i128 = match v {
+        Value::U8(x) => *x as i128,
+        Value::I8(x) => *x as i128,
+        Value::U16(x) => *x as i128,
+        Value::I16(x) => *x as i128,
+        Value::U32(x) => *x as i128,
+        Value::I32(x) => *x as i128,
+        Value::U64(x) => *x as i128,
+        Value::I64(x) => *x as i128,
+        _ => return None,
+    };
+    usize::try_from(x).ok()
+}
+
+fn type_error(key: &str, wanted: &str, found: &Value) -> ModelError {
+    let found = format!("{found:?}");
+    let found: String = found.chars().take(60).collect();
+    ModelError::Metadata { key: key.to_string(), problem: format!("expected {wanted}, found {found}") }
+}

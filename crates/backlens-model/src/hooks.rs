@@ -1,0 +1,177 @@
+//! Stable names of hook points, e.g. `layers.12.mlp.down.vjp`.
+//!
+//! A hook point is a layer, a module and a kind of vector. Names round-trip through
+//! [`std::fmt::Display`] and [`std::str::FromStr`]; the layer-free part (`mlp.down.vjp`) is a
+//! [`Site`], the key of the JSON report.
+//!
+//! | module      | what it is (Llama names)                      | `input` size | `vjp` size |
+//! |-------------|-----------------------------------------------|--------------|------------|
+//! | `attn.q`    | `q_proj`                                      | d_model      | n_heads·head_dim |
+//! | `attn.k`    | `k_proj`                                      | d_model      | n_kv·head_dim |
+//! | `attn.v`    | `v_proj`                                      | d_model      | n_kv·head_dim |
+//! | `attn.o`    | `o_proj`                                      | n_heads·head_dim | d_model |
+//! | `mlp.gate`  | `gate_proj`                                   | d_model      | d_ff       |
+//! | `mlp.up`    | `up_proj` (FF1)                               | d_model      | d_ff       |
+//! | `mlp.down`  | `down_proj` (FF2)                             | d_ff         | d_model    |
+//! | `block`     | the whole block (`input` = residual before it, `output` = after it, `vjp` = dL/d output) | d_model | d_model |
+//!
+//! Kinds: `input` is the module's forward input x_i, `output` its forward output, `vjp` the
+//! vector-Jacobian product δ_i = dL/d(output) at token i.
+
+use crate::error::{ModelError, Result};
+use std::fmt;
+use std::str::FromStr;
+
+/// A module of a transformer block whose inputs, outputs and VJPs can be recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Module {
+    AttnQ,
+    AttnK,
+    AttnV,
+    AttnO,
+    MlpGate,
+    MlpUp,
+    MlpDown,
+    /// The whole block: residual stream in and out.
+    Block,
+}
+
+impl Module {
+    /// Every module, in forward order.
+    pub const ALL: [Module; 8] = [
+        Module::AttnQ,
+        Module::AttnK,
+        Module::AttnV,
+        Module::AttnO,
+        Module::MlpGate,
+        Module::MlpUp,
+        Module::MlpDown,
+        Module::Block,
+    ];
+    /// The linear (weight-carrying) modules.
+    pub const LINEAR: [Module; 7] = [
+        Module::AttnQ,
+        Module::AttnK,
+        Module::AttnV,
+        Module::AttnO,
+        Module::MlpGate,
+        Module::MlpUp,
+        Module::MlpDown,
+    ];
+
+    /// The stable name, e.g. `mlp.down`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Module::AttnQ => "attn.q",
+            Module::AttnK => "attn.k",
+            Module::AttnV => "attn.v",
+            Module::AttnO => "attn.o",
+            Module::MlpGate => "mlp.gate",
+            Module::MlpUp => "mlp.up",
+            Module::MlpDown => "mlp.down",
+            Module::Block => "block",
+        }
+    }
+
+    /// Whether the module is a linear map `y = x Wᵀ` (and so has a weight gradient).
+    pub fn is_linear(self) -> bool {
+        self != Module::Block
+    }
+}
+
+/// Which vector of a module is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// The forward input x_i.
+    Input,
+    /// The forward output.
+    Output,
+    /// δ_i = dL/d(output): the vector-Jacobian product of the output.
+    Vjp,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 3] = [Kind::Input, Kind::Output, Kind::Vjp];
+
+    /// The stable name: `input`, `output` or `vjp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Input => "input",
+            Kind::Output => "output",
+            Kind::Vjp => "vjp",
+        }
+    }
+}
+
+/// A module and a kind, without a layer: `mlp.down.vjp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Site {
+    pub module: Module,
+    pub kind: Kind,
+}
+
+impl Site {
+    /// FF1's spanning set: the inputs x_i of the up projection.
+    pub const MLP_UP_INPUT: Site = Site { module: Module::MlpUp, kind: Kind::Input };
+    /// FF2's spanning set: the VJPs δ_i of the down projection.
+    pub const MLP_DOWN_VJP: Site = Site { module: Module::MlpDown, kind: Kind::Vjp };
+
+    /// Creates a site.
+    pub const fn new(module: Module, kind: Kind) -> Site {
+        Site { module, kind }
+    }
+
+    /// This site at a layer.
+    pub fn at(self, layer: usize) -> HookPoint {
+        HookPoint { layer, site: self }
+    }
+
+    /// Every site.
+    pub fn all() -> impl Iterator<Item = Site> {
+        Module::ALL.into_iter().flat_map(|m| Kind::ALL.into_iter().map(move |k| Site::new(m, k)))
+    }
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.module.name(), self.kind.name())
+    }
+}
+
+impl FromStr for Site {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Site> {
+        Site::all().find(|site| site.to_string() == s).ok_or_else(|| ModelError::HookName {
+            name: s.to_string(),
+            reason: format!(
+                "expected `<module>.<kind>` with module one of {} and kind one of input, output, vjp",
+                Module::ALL.map(Module::name).join(", ")
+            ),
+        })
+    }
+}
+
+/// A site at a layer: `layers.12.mlp.down.vjp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HookPoint {
+    pub layer: usize,
+    pub site: Site,
+}
+
+impl fmt::Display for HookPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "layers.{}.{}", self.layer, self.site)
+    }
+}
+
+impl FromStr for HookPoint {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<HookPoint> {
+        let bad = |reason: &str| ModelError::HookName { name: s.to_string(), reason: reason.to_string() };
+        let rest = s.strip_prefix("layers.").ok_or_else(|| bad("expected `layers.<N>.<module>.<kind>`"))?;
+        let (layer, site) = rest.split_once('.').ok_or_else(|| bad("expected `layers.<N>.<module>.<kind>`"))?;
+        let layer = layer.parse().map_err(|_| bad("the layer must be a non-negative integer"))?;
+        Ok(HookPoint { layer, site: site.parse()? })
+    }
+}

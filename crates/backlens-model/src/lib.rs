@@ -1,0 +1,51 @@
+//! Language models with hooks for the Backward Lens.
+//!
+//! Load a model ([`Llama::from_gguf`], or [`default_model::ensure_default_model`] for
+//! SmolLM2-135M-Instruct), then [`LanguageModel::trace`] one forward and one backward pass of
+//! `L = -log p(target | prompt)`. The [`Trace`] holds, for every layer and every linear module,
+//! the forward inputs x_i and the VJPs δ_i = dL/d(output) at every token, under stable
+//! [`HookPoint`] names such as `layers.12.mlp.down.vjp`.
+//!
+//! Weights are kept in one canonical layout, (out, in) like `nn.Linear` and GGUF, so analysis
+//! code is architecture-agnostic.
+
+pub mod config;
+pub mod default_model;
+mod error;
+pub mod gguf;
+pub mod hooks;
+mod llama;
+pub mod tokenizer;
+pub mod trace;
+
+pub use backlens_ops::Norm;
+pub use config::LlamaConfig;
+pub use error::{ModelError, Result};
+pub use hooks::{HookPoint, Kind, Module, Site};
+pub use llama::Llama;
+pub use tokenizer::TextTokenizer;
+pub use trace::{Trace, TraceOptions};
+
+use candle_core::Tensor;
+
+/// What the lens and the reports need from a model, whatever its architecture.
+pub trait LanguageModel {
+    /// A human-readable model name.
+    fn name(&self) -> &str;
+    /// Number of transformer blocks.
+    fn n_layers(&self) -> usize;
+    /// Width of the residual stream.
+    fn d_model(&self) -> usize;
+    /// The longest prompt the model accepts, in tokens.
+    fn context_length(&self) -> usize;
+    /// The model's tokenizer.
+    fn tokenizer(&self) -> &TextTokenizer;
+    /// The norm applied before the unembedding.
+    fn final_norm(&self) -> &Norm;
+    /// The unembedding matrix. # Shapes (V, d_model)
+    fn unembedding(&self) -> &Tensor;
+    /// The input embedding matrix. # Shapes (V, d_model)
+    fn embedding(&self) -> &Tensor;
+    /// One forward and one backward pass of `-log p(target_id | token_ids)`, recording hooks.
+    fn trace(&self, token_ids: &[u32], target_id: u32, options: &TraceOptions) -> Result<Trace>;
+}

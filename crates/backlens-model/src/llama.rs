@@ -1,0 +1,229 @@
+//! Llama-architecture decoder (SmolLM2, Llama 2/3) from a GGUF file, written with
+//! differentiable candle ops only so that a single backward pass reaches every hook.
+//!
+//! Block l:  h ← h + o(attn(rope(q(n₁(h))), rope(k(n₁(h))), v(n₁(h))))
+//!           h ← h + down(silu(gate(n₂(h))) ⊙ up(n₂(h)))
+//! Output:   logits = E · n_f(h_T)  (tied unembedding when the file has no `output.weight`).
+//!
+//! GGUF stores Q and K permuted for interleaved RoPE (pairs (2i, 2i+1) rotate together), so
+//! this file uses `rope_i`; Hugging Face checkpoints use the half-split layout instead.
+
+use crate::config::LlamaConfig;
+use crate::error::{ModelError, Result};
+use crate::gguf::GgufFile;
+use crate::hooks::{Kind, Module};
+use crate::tokenizer::TextTokenizer;
+use crate::trace::{Recorder, Trace, TraceOptions};
+use crate::LanguageModel;
+use backlens_ops::{linear, Norm};
+use candle_core::{DType, Device, IndexOp, Tensor, D};
+use std::path::Path;
+
+/// The weights of one block, in checkpoint layout (out, in).
+struct Block {
+    attn_norm: Norm,
+    q: Tensor,   // (n_heads·hd, d)
+    k: Tensor,   // (n_kv·hd, d)
+    v: Tensor,   // (n_kv·hd, d)
+    o: Tensor,   // (d, n_heads·hd)
+    mlp_norm: Norm,
+    gate: Tensor, // (d_ff, d)
+    up: Tensor,   // (d_ff, d)
+    down: Tensor, // (d, d_ff)
+}
+
+/// A Llama-architecture model with its tokenizer.
+pub struct Llama {
+    name: String,
+    config: LlamaConfig,
+    tokenizer: TextTokenizer,
+    embed: Tensor,   // (V, d)
+    unembed: Tensor, // (V, d), the same storage as `embed` when tied
+    blocks: Vec<Block>,
+    final_norm: Norm,
+}
+
+impl Llama {
+    /// Loads a GGUF file, dequantizing every tensor to f32 and checking every shape.
+    pub fn from_gguf(path: &Path, device: &Device) -> Result<Llama> {
+        let mut gguf = GgufFile::open(path)?;
+        let config = LlamaConfig::from_gguf(&gguf)?;
+        let tokenizer = TextTokenizer::from_gguf(&gguf)?;
+        let c = &config;
+        let (d, hd) = (c.d_model, c.head_dim());
+        let rms = |gguf: &mut GgufFile, name: &str| -> Result<Norm> {
+            Ok(Norm::Rms { weight: gguf.tensor(name, &[d], device)?, eps: c.rms_eps })
+        };
+        let embed = gguf.tensor("token_embd.weight", &[c.vocab_size, d], device)?;
+        let unembed = if gguf.has_tensor("output.weight") {
+            gguf.tensor("output.weight", &[c.vocab_size, d], device)?
+        } else {
+            embed.clone()
+        };
+        let final_norm = rms(&mut gguf, "output_norm.weight")?;
+        let mut blocks = Vec::with_capacity(c.n_layers);
+        for l in 0..c.n_layers {
+            let p = format!("blk.{l}");
+            blocks.push(Block {
+                attn_norm: rms(&mut gguf, &format!("{p}.attn_norm.weight"))?,
+                q: gguf.tensor(&format!("{p}.attn_q.weight"), &[c.n_heads * hd, d], device)?,
+                k: gguf.tensor(&format!("{p}.attn_k.weight"), &[c.n_kv_heads * hd, d], device)?,
+                v: gguf.tensor(&format!("{p}.attn_v.weight"), &[c.n_kv_heads * hd, d], device)?,
+                o: gguf.tensor(&format!("{p}.attn_output.weight"), &[d, c.n_heads * hd], device)?,
+                mlp_norm: rms(&mut gguf, &format!("{p}.ffn_norm.weight"))?,
+                gate: gguf.tensor(&format!("{p}.ffn_gate.weight"), &[c.d_ff, d], device)?,
+                up: gguf.tensor(&format!("{p}.ffn_up.weight"), &[c.d_ff, d], device)?,
+                down: gguf.tensor(&format!("{p}.ffn_down.weight"), &[d, c.d_ff], device)?,
+            });
+        }
+        let name = if gguf.has("general.name") {
+            gguf.string("general.name")?.to_string()
+        } else {
+            path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+        };
+        Ok(Llama { name, config, tokenizer, embed, unembed, blocks, final_norm })
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    /// cos and sin of the interleaved rotary embedding for positions 0..t.
+    ///
+    /// # Shapes
+    /// Returns (cos, sin), each (t, head_dim/2).
+    fn rope_tables(&self, t: usize, device: &Device) -> Result<(Tensor, Tensor)> {
+        let hd = self.config.head_dim();
+        let inv_freq: Vec<f32> =
+            (0..hd / 2).map(|i| 1.0 / self.config.rope_base.powf(2.0 * i as f64 / hd as f64) as f32).collect();
+        let inv_freq = Tensor::from_vec(inv_freq, (1, hd / 2), device)?;
+        let pos = Tensor::arange(0u32, t as u32, device)?.to_dtype(DType::F32)?.reshape((t, 1))?;
+        let angles = pos.broadcast_mul(&inv_freq)?; // (t, hd/2)
+        Ok((angles.cos()?, angles.sin()?))
+    }
+
+    /// Causal self-attention of one block.
+    ///
+    /// # Shapes
+    /// - `x`: (T, d) normalised residual; returns (T, d)
+    fn attention(&self, rec: &mut Recorder, l: usize, x: &Tensor, rope: &(Tensor, Tensor), mask: &Tensor) -> Result<Tensor> {
+        let c = &self.config;
+        let (t, hd) = (x.dim(0)?, c.head_dim());
+        let b = &self.blocks[l];
+        let heads = |y: Tensor, n: usize| -> Result<Tensor> {
+            // (T, n·hd) -> (1, n, T, hd)
+            Ok(y.reshape((t, n, hd))?.transpose(0, 1)?.contiguous()?.unsqueeze(0)?)
+        };
+        let q = heads(rec.linear(l, Module::AttnQ, x, &b.q)?, c.n_heads)?;
+        let k = heads(rec.linear(l, Module::AttnK, x, &b.k)?, c.n_kv_heads)?;
+        let v = heads(rec.linear(l, Module::AttnV, x, &b.v)?, c.n_kv_heads)?;
+        let q = candle_nn::rotary_emb::rope_i_slow(&q, &rope.0, &rope.1)?.squeeze(0)?; // (H, T, hd)
+        let k = candle_nn::rotary_emb::rope_i_slow(&k, &rope.0, &rope.1)?.squeeze(0)?; // (KV, T, hd)
+        let v = v.squeeze(0)?; // (KV, T, hd)
+        // Grouped-query attention: query head h reads KV head h / (H / KV).
+        let repeat = |kv: Tensor| -> Result<Tensor> {
+            let rep = c.n_heads / c.n_kv_heads;
+            Ok(kv.unsqueeze(1)?.broadcast_as((c.n_kv_heads, rep, t, hd))?.reshape((c.n_heads, t, hd))?)
+        };
+        let (k, v) = (repeat(k)?, repeat(v)?); // (H, T, hd)
+        let scores = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?; // (H, T, T)
+        let probs = candle_nn::ops::softmax(&scores.broadcast_add(mask)?, D::Minus1)?;
+        let mixed = probs.matmul(&v)?; // (H, T, hd)
+        let mixed = mixed.transpose(0, 1)?.reshape((t, c.n_heads * hd))?; // (T, H·hd)
+        rec.linear(l, Module::AttnO, &mixed, &b.o)
+    }
+
+    /// SwiGLU MLP of one block.
+    ///
+    /// # Shapes
+    /// - `x`: (T, d) normalised residual; returns (T, d)
+    fn mlp(&self, rec: &mut Recorder, l: usize, x: &Tensor) -> Result<Tensor> {
+        let b = &self.blocks[l];
+        let gate = rec.linear(l, Module::MlpGate, x, &b.gate)?; // (T, d_ff)
+        let up = rec.linear(l, Module::MlpUp, x, &b.up)?; // (T, d_ff)
+        let act = (gate.silu()? * up)?; // (T, d_ff)
+        rec.linear(l, Module::MlpDown, &act, &b.down) // (T, d)
+    }
+
+    /// The forward pass up to the last position's logits, recording hooks into `rec`.
+    ///
+    /// # Shapes
+    /// - returns (V): logits of the next token after the last prompt token
+    fn forward(&self, rec: &mut Recorder, token_ids: &[u32]) -> Result<Tensor> {
+        let device = self.embed.device();
+        let t = token_ids.len();
+        let ids = Tensor::new(token_ids, device)?;
+        let mut h = self.embed.index_select(&ids, 0)?; // (T, d)
+        let rope = self.rope_tables(t, device)?;
+        let mask: Vec<f32> =
+            (0..t * t).map(|i| if i % t > i / t { f32::NEG_INFINITY } else { 0.0 }).collect();
+        let mask = Tensor::from_vec(mask, (t, t), device)?; // (T, T), -inf above the diagonal
+        for l in 0..self.blocks.len() {
+            let b = &self.blocks[l];
+            h = rec.hook(l, Module::Block, Kind::Input, h)?;
+            let attn = self.attention(rec, l, &b.attn_norm.forward(&h)?, &rope, &mask)?;
+            h = (h + attn)?;
+            let mlp = self.mlp(rec, l, &b.mlp_norm.forward(&h)?)?;
+            h = rec.hook(l, Module::Block, Kind::Output, (h + mlp)?)?;
+        }
+        let last = h.narrow(0, t - 1, 1)?; // (1, d): only the last position reaches the loss
+        let logits = linear(&self.final_norm.forward(&last)?, &self.unembed, None)?; // (1, V)
+        Ok(logits.squeeze(0)?)
+    }
+}
+
+impl LanguageModel for Llama {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn n_layers(&self) -> usize {
+        self.config.n_layers
+    }
+    fn d_model(&self) -> usize {
+        self.config.d_model
+    }
+    fn context_length(&self) -> usize {
+        self.config.context_length
+    }
+    fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+    fn final_norm(&self) -> &Norm {
+        &self.final_norm
+    }
+    fn unembedding(&self) -> &Tensor {
+        &self.unembed
+    }
+    fn embedding(&self) -> &Tensor {
+        &self.embed
+    }
+
+    fn trace(&self, token_ids: &[u32], target_id: u32, options: &TraceOptions) -> Result<Trace> {
+        self.check_tokens(token_ids, target_id)?;
+        let mut rec = Recorder::new(options);
+        let logits = self.forward(&mut rec, token_ids)?; // (V)
+        let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let loss = log_probs.i(target_id as usize)?.neg()?;
+        let grads = loss.backward()?;
+        let loss_value = loss.to_scalar::<f32>()?;
+        rec.finish(&grads, token_ids.to_vec(), target_id, loss_value, logits.detach())
+    }
+}
+
+impl Llama {
+    /// Rejects empty or over-long prompts and out-of-vocabulary ids.
+    fn check_tokens(&self, token_ids: &[u32], target_id: u32) -> Result<()> {
+        if token_ids.is_empty() {
+            return Err(ModelError::EmptyPrompt);
+        }
+        if token_ids.len() > self.config.context_length {
+            return Err(ModelError::PromptTooLong { tokens: token_ids.len(), context: self.config.context_length });
+        }
+        let vocab = self.config.vocab_size;
+        match token_ids.iter().chain([&target_id]).find(|&&id| id as usize >= vocab) {
+            Some(&id) => Err(ModelError::TokenOutOfRange { id, vocab }),
+            None => Ok(()),
+        }
+    }
+}
