@@ -1,0 +1,101 @@
+//! The logit lens over a batch of vectors.
+
+use crate::summary::{summarize_row, ProjectOptions, Projection};
+use backlens_ops::{linear, Norm};
+use candle_core::{Tensor, D};
+
+/// Errors of the lens.
+#[derive(Debug, thiserror::Error)]
+pub enum LensError {
+    #[error("the lens projects {expected}-dimensional vectors, got shape {found:?}: only d_model-sized vectors (residual-stream inputs or VJPs) can be projected")]
+    Dimension { expected: usize, found: Vec<usize> },
+    #[error("the unembedding has shape {unembed:?} but the final norm has size {norm}; expected (V, {norm})")]
+    Mismatch { unembed: Vec<usize>, norm: usize },
+    #[error("token id {id} is outside the vocabulary (size {vocab})")]
+    TokenOutOfRange { id: u32, vocab: usize },
+    #[error("vector {row} contains NaN or infinity")]
+    NonFinite { row: usize },
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// `LL(v) = unembed(final_norm(v))`.
+///
+/// The final norm is applied to every vector, VJPs included, with its gain (and bias), exactly as
+/// the authors' code does; its statistics are those of the projected vector itself.
+#[derive(Debug, Clone)]
+pub struct LogitLens {
+    norm: Norm,
+    unembed: Tensor,
+}
+
+impl LogitLens {
+    /// A lens from a model's final norm and unembedding matrix.
+    ///
+    /// # Shapes
+    /// - `unembed`: (V, d)
+    pub fn new(norm: Norm, unembed: Tensor) -> Result<LogitLens, LensError> {
+        match unembed.dims() {
+            [_, d] if *d == norm.dim() => Ok(LogitLens { norm, unembed }),
+            dims => Err(LensError::Mismatch { unembed: dims.to_vec(), norm: norm.dim() }),
+        }
+    }
+
+    /// Vocabulary size.
+    pub fn vocab_size(&self) -> usize {
+        self.unembed.dim(0).unwrap_or(0)
+    }
+
+    /// Width of the projected vectors.
+    pub fn d_model(&self) -> usize {
+        self.norm.dim()
+    }
+
+    /// Logits of every vector, in one matrix product.
+    ///
+    /// # Shapes
+    /// - `vectors`: (N, d); returns (N, V)
+    pub fn logits(&self, vectors: &Tensor) -> Result<Tensor, LensError> {
+        self.check(vectors)?;
+        Ok(linear(&self.norm.forward(vectors)?, &self.unembed, None)?)
+    }
+
+    /// Projects every vector and summarises each row.
+    ///
+    /// # Shapes
+    /// - `vectors`: (N, d); returns N projections
+    pub fn project(&self, vectors: &Tensor, options: &ProjectOptions) -> Result<Vec<Projection>, LensError> {
+        self.check(vectors)?;
+        let vocab = self.vocab_size();
+        if let Some(&id) = options.rank_tokens.iter().find(|&&id| id as usize >= vocab) {
+            return Err(LensError::TokenOutOfRange { id, vocab });
+        }
+        let norms = vectors.sqr()?.sum(D::Minus1)?.sqrt()?; // (N)
+        let input = if options.normalize {
+            // A zero row stays zero (and is reported as such) instead of becoming NaN.
+            vectors.broadcast_div(&norms.maximum(f32::MIN_POSITIVE)?.unsqueeze(1)?)?
+        } else {
+            vectors.clone()
+        };
+        let logits = self.logits(&input)?.to_vec2::<f32>()?; // N rows of V
+        let norms = norms.to_vec1::<f32>()?;
+        logits
+            .iter()
+            .zip(norms)
+            .enumerate()
+            .map(|(row, (l, n))| {
+                if !n.is_finite() {
+                    return Err(LensError::NonFinite { row });
+                }
+                Ok(summarize_row(l, n, options))
+            })
+            .collect()
+    }
+
+    fn check(&self, vectors: &Tensor) -> Result<(), LensError> {
+        match vectors.dims() {
+            [_, d] if *d == self.d_model() => Ok(()),
+            dims => Err(LensError::Dimension { expected: self.d_model(), found: dims.to_vec() }),
+        }
+    }
+}
