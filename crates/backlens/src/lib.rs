@@ -1,0 +1,28 @@
+//! The Backward Lens (Katz, Belinkov, Geva, Wolf, EMNLP 2024) on real language models.
+//!
+//! One backward pass of `L = -log p(target | prompt)` gives every linear layer a gradient
+//! `dL/dW = Σ_i δ_i x_iᵀ` of rank ≤ n. This crate projects the d_model-sized vectors of those
+//! spans, FF1's inputs x_i and FF2's VJPs δ_i, to the vocabulary with the logit lens, and renders
+//! the paper's Figure 4 tables.
+//!
+//! ```no_run
+//! use backlens::{Backlens, LensOptions};
+//! let bl = Backlens::load_default()?;                       // SmolLM2-135M-Instruct, fetched once
+//! let report = bl.analyze("Lionel Messi plays for", " Paris", &LensOptions::default())?;
+//! let cell = &report.sites["mlp.down.vjp"][20][report.tokens.len() - 1];
+//! println!("rank of ' Paris' in LL(δ_n) at layer 20: {:?}", cell.target_rank);
+//! # Ok::<(), backlens::Error>(())
+//! ```
+//!
+//! The crates underneath can be used on their own: [`model`] (hooks and traces), [`lens`]
+//! (vocabulary projection), [`plot`] (token tables).
+
+mod analysis;
+mod figure;
+mod terminal;
+
+pub use analysis::{Backlens, Error, LensOptions, Report, ReportCell};
+pub use backlens_lens as lens;
+pub use backlens_model as model;
+pub use backlens_plot as plot;
+pub use figure::CellText;
