@@ -76,11 +76,8 @@ impl Llama {
                 down: gguf.tensor(&format!("{p}.ffn_down.weight"), &[d, c.d_ff], device)?,
             });
         }
-        let name = if gguf.has("general.name") {
-            gguf.string("general.name")?.to_string()
-        } else {
-            path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
-        };
+        // The file name identifies a checkpoint and its quantization better than `general.name`.
+        let name = path.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(Llama { name, config, tokenizer, embed, unembed, blocks, final_norm })
     }
 
