@@ -36,7 +36,7 @@ impl LogitLens {
     /// - `unembed`: (V, d)
     pub fn new(norm: Norm, unembed: Tensor) -> Result<LogitLens, LensError> {
         match unembed.dims() {
-            [_, d] if *d == norm.dim() => Ok(LogitLens { norm, unembed }),
+            [v, d] if *v > 0 && *d == norm.dim() => Ok(LogitLens { norm, unembed }),
             dims => Err(LensError::Mismatch { unembed: dims.to_vec(), norm: norm.dim() }),
         }
     }
@@ -77,19 +77,18 @@ impl LogitLens {
         } else {
             vectors.clone()
         };
-        let logits = self.logits(&input)?.to_vec2::<f32>()?; // N rows of V
+        let logits = self.logits(&input)?.to_device(&candle_core::Device::Cpu)?; // (N, V)
         let norms = norms.to_vec1::<f32>()?;
-        logits
-            .iter()
-            .zip(norms)
-            .enumerate()
-            .map(|(row, (l, n))| {
-                if !n.is_finite() {
-                    return Err(LensError::NonFinite { row });
-                }
-                Ok(summarize_row(l, n, options))
-            })
-            .collect()
+        if let Some(row) = norms.iter().position(|n| !n.is_finite()) {
+            return Err(LensError::NonFinite { row });
+        }
+        let (storage, layout) = logits.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else { unreachable!("moved to the CPU above") };
+        let flat = match layout.contiguous_offsets() {
+            Some((start, end)) => &cpu.as_slice::<f32>()?[start..end],
+            None => unreachable!("matmul output is contiguous"),
+        };
+        Ok(summarize_rows(flat, vocab, &norms, options))
     }
 
     fn check(&self, vectors: &Tensor) -> Result<(), LensError> {
@@ -98,4 +97,22 @@ impl LogitLens {
             dims => Err(LensError::Dimension { expected: self.d_model(), found: dims.to_vec() }),
         }
     }
+}
+
+/// Summarises N rows of V logits, splitting the rows over all cores (each row is O(V)).
+fn summarize_rows(flat: &[f32], vocab: usize, norms: &[f32], options: &ProjectOptions) -> Vec<Projection> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rows_per_thread = norms.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = flat
+            .chunks(rows_per_thread * vocab)
+            .zip(norms.chunks(rows_per_thread))
+            .map(|(rows, norms)| {
+                scope.spawn(move || {
+                    rows.chunks(vocab).zip(norms).map(|(row, &n)| summarize_row(row, n, options)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("summary thread panicked")).collect()
+    })
 }

@@ -2,6 +2,7 @@
 
 use crate::error::{ModelError, Result};
 use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Tensor};
 use std::fs::File;
 use std::io::BufReader;
@@ -95,31 +96,52 @@ impl GgufFile {
         self.content.tensor_infos.contains_key(name)
     }
 
-    /// Loads tensor `name` dequantized to f32, checking its shape and that every value is finite.
+    /// Loads tensors dequantized to f32, checking each shape and that every value is finite.
+    ///
+    /// Reading is sequential; dequantization, the expensive part, runs on all cores.
     ///
     /// # Shapes
-    /// Returns a tensor of shape `expected` (GGUF lists dims innermost-first; candle reverses
-    /// them, so a linear weight arrives as (out, in)).
-    pub fn tensor(&mut self, name: &str, expected: &[usize], device: &Device) -> Result<Tensor> {
-        let info = self.content.tensor_infos.get(name).ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
-        if info.shape.dims() != expected {
-            return Err(ModelError::ShapeMismatch {
-                name: name.to_string(),
-                expected: expected.to_vec(),
-                found: info.shape.dims().to_vec(),
-            });
+    /// Tensor i has shape `specs[i].1` (GGUF lists dims innermost-first; candle reverses them,
+    /// so a linear weight arrives as (out, in)).
+    pub fn tensors(&mut self, specs: &[(String, Vec<usize>)], device: &Device) -> Result<Vec<Tensor>> {
+        let mut quantized = Vec::with_capacity(specs.len());
+        for (name, expected) in specs {
+            let info = self.content.tensor_infos.get(name).ok_or_else(|| ModelError::MissingTensor(name.clone()))?;
+            if info.shape.dims() != expected.as_slice() {
+                return Err(ModelError::ShapeMismatch {
+                    name: name.clone(),
+                    expected: expected.clone(),
+                    found: info.shape.dims().to_vec(),
+                });
+            }
+            let q = self
+                .content
+                .tensor(&mut self.reader, name, device)
+                .map_err(|e| ModelError::Gguf { path: self.path.clone(), reason: format!("tensor `{name}`: {e}") })?;
+            quantized.push((name.as_str(), q));
         }
-        let q = self
-            .content
-            .tensor(&mut self.reader, name, device)
-            .map_err(|e| ModelError::Gguf { path: self.path.clone(), reason: format!("tensor `{name}`: {e}") })?;
-        let t = q.dequantize(device)?.to_dtype(DType::F32)?;
-        let sum = t.sum_all()?.to_scalar::<f32>()?;
-        if !sum.is_finite() {
-            return Err(ModelError::NonFinite { name: name.to_string() });
-        }
-        Ok(t)
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(quantized.len().max(1));
+        let chunk = quantized.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = quantized
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(|(name, q)| dequantize(name, q, device)).collect::<Result<Vec<_>>>()))
+                .collect();
+            let mut out = Vec::with_capacity(specs.len());
+            for w in workers {
+                out.extend(w.join().expect("dequantization thread panicked")?);
+            }
+            Ok(out)
+        })
     }
+}
+
+fn dequantize(name: &str, q: &QTensor, device: &Device) -> Result<Tensor> {
+    let t = q.dequantize(device)?.to_dtype(DType::F32)?;
+    if !t.sum_all()?.to_scalar::<f32>()?.is_finite() {
+        return Err(ModelError::NonFinite { name: name.to_string() });
+    }
+    Ok(t)
 }
 
 fn as_usize(v: &Value) -> Option<usize> {

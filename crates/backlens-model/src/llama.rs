@@ -51,31 +51,50 @@ impl Llama {
         let tokenizer = TextTokenizer::from_gguf(&gguf)?;
         let c = &config;
         let (d, hd) = (c.d_model, c.head_dim());
-        let rms = |gguf: &mut GgufFile, name: &str| -> Result<Norm> {
-            Ok(Norm::Rms { weight: gguf.tensor(name, &[d], device)?, eps: c.rms_eps })
-        };
-        let embed = gguf.tensor("token_embd.weight", &[c.vocab_size, d], device)?;
-        let unembed = if gguf.has_tensor("output.weight") {
-            gguf.tensor("output.weight", &[c.vocab_size, d], device)?
-        } else {
-            embed.clone()
-        };
-        let final_norm = rms(&mut gguf, "output_norm.weight")?;
-        let mut blocks = Vec::with_capacity(c.n_layers);
-        for l in 0..c.n_layers {
-            let p = format!("blk.{l}");
-            blocks.push(Block {
-                attn_norm: rms(&mut gguf, &format!("{p}.attn_norm.weight"))?,
-                q: gguf.tensor(&format!("{p}.attn_q.weight"), &[c.n_heads * hd, d], device)?,
-                k: gguf.tensor(&format!("{p}.attn_k.weight"), &[c.n_kv_heads * hd, d], device)?,
-                v: gguf.tensor(&format!("{p}.attn_v.weight"), &[c.n_kv_heads * hd, d], device)?,
-                o: gguf.tensor(&format!("{p}.attn_output.weight"), &[d, c.n_heads * hd], device)?,
-                mlp_norm: rms(&mut gguf, &format!("{p}.ffn_norm.weight"))?,
-                gate: gguf.tensor(&format!("{p}.ffn_gate.weight"), &[c.d_ff, d], device)?,
-                up: gguf.tensor(&format!("{p}.ffn_up.weight"), &[c.d_ff, d], device)?,
-                down: gguf.tensor(&format!("{p}.ffn_down.weight"), &[d, c.d_ff], device)?,
-            });
+        let tied = !gguf.has_tensor("output.weight");
+        let mut specs: Vec<(String, Vec<usize>)> = vec![
+            ("token_embd.weight".into(), vec![c.vocab_size, d]),
+            ("output_norm.weight".into(), vec![d]),
+        ];
+        if !tied {
+            specs.push(("output.weight".into(), vec![c.vocab_size, d]));
         }
+        const BLOCK_TENSORS: usize = 9;
+        for l in 0..c.n_layers {
+            for (suffix, shape) in [
+                ("attn_norm", vec![d]),
+                ("attn_q", vec![c.n_heads * hd, d]),
+                ("attn_k", vec![c.n_kv_heads * hd, d]),
+                ("attn_v", vec![c.n_kv_heads * hd, d]),
+                ("attn_output", vec![d, c.n_heads * hd]),
+                ("ffn_norm", vec![d]),
+                ("ffn_gate", vec![c.d_ff, d]),
+                ("ffn_up", vec![c.d_ff, d]),
+                ("ffn_down", vec![d, c.d_ff]),
+            ] {
+                specs.push((format!("blk.{l}.{suffix}.weight"), shape));
+            }
+        }
+        let mut tensors = gguf.tensors(&specs, device)?.into_iter();
+        let mut next = || tensors.next().expect("one tensor per spec");
+        let rms = |weight: Tensor| Norm::Rms { weight, eps: c.rms_eps };
+        let embed = next();
+        let final_norm = rms(next());
+        let unembed = if tied { embed.clone() } else { next() };
+        let blocks = (0..c.n_layers)
+            .map(|_| Block {
+                attn_norm: rms(next()),
+                q: next(),
+                k: next(),
+                v: next(),
+                o: next(),
+                mlp_norm: rms(next()),
+                gate: next(),
+                up: next(),
+                down: next(),
+            })
+            .collect();
+        debug_assert_eq!(specs.len(), 2 + usize::from(!tied) + BLOCK_TENSORS * c.n_layers);
         // The file name identifies a checkpoint and its quantization better than `general.name`.
         let name = path.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(Llama { name, config, tokenizer, embed, unembed, blocks, final_norm })

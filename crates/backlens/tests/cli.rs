@@ -1,0 +1,79 @@
+//! The `backlens` command end to end on the default model: files, the JSON interface, errors.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn backlens(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_backlens")).args(args).output().expect("running backlens")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("backlens-cli-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn lens_writes_json_svg_png_and_prints_the_table() {
+    let out = scratch("lens");
+    let run = backlens(&["lens", "--prompt", "Lionel Messi plays for", "--target", " Paris", "--out", out.to_str().unwrap(), "--top-k", "3", "--sites", "attn.o.vjp"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "stderr: {}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("mlp.down.vjp: least likely token"), "{stdout}");
+    assert!(stdout.contains("Paris*"), "the terminal table marks bottom-ranked targets: {stdout}");
+
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("lens.json")).unwrap()).unwrap();
+    assert_eq!(json["prompt"], "Lionel Messi plays for");
+    assert_eq!(json["target"], " Paris");
+    assert_eq!(json["target_id"], 7042);
+    assert_eq!(json["token_ids"], serde_json::json!([60, 285, 299, 11960, 89, 4566, 327]));
+    assert_eq!(json["tokens"].as_array().unwrap().len(), 7);
+    assert!(json["loss"].as_f64().unwrap() > 0.0);
+    assert!(json["model"].as_str().unwrap().contains("SmolLM2-135M-Instruct"));
+    for site in ["mlp.up.input", "mlp.down.vjp", "attn.o.vjp"] {
+        let layers = json["sites"][site].as_array().unwrap_or_else(|| panic!("site {site} missing"));
+        assert_eq!(layers.len(), 30, "{site}");
+        for row in layers {
+            assert_eq!(row.as_array().unwrap().len(), 7);
+        }
+    }
+    let cell = &json["sites"]["mlp.down.vjp"][25][6];
+    assert_eq!(cell["target_rank"], 49151, "{cell}");
+    assert_eq!(cell["bottom"][0], 7042);
+    assert_eq!(cell["top"].as_array().unwrap().len(), 3);
+    assert!(cell["norm"].as_f64().unwrap() > 0.0);
+    let zero = &json["sites"]["mlp.down.vjp"][29][0];
+    assert!(zero["target_rank"].is_null() && zero["norm"] == 0.0, "{zero}");
+
+    for name in ["mlp.down.vjp", "mlp.up.input"] {
+        let svg = std::fs::read_to_string(out.join(format!("{name}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("Paris"), "{name}.svg");
+        let png = std::fs::read(out.join(format!("{name}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}.png");
+    }
+    std::fs::remove_dir_all(out).ok();
+}
+
+#[test]
+fn errors_exit_non_zero_with_a_message() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["lens", "--target", "Barcelona", "--out", "/tmp/unused"], "leading space"),
+        (&["lens", "--prompt", "", "--out", "/tmp/unused"], "prompt is empty"),
+        (&["lens", "--model", "/nonexistent.gguf", "--out", "/tmp/unused"], "/nonexistent.gguf"),
+        (&["lens", "--sites", "mlp.up.sideways", "--out", "/tmp/unused"], "unknown hook name"),
+    ];
+    for (args, expected) in cases {
+        let run = backlens(args);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn bench_reports_every_phase() {
+    let run = backlens(&["bench", "--repeat", "1"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    for phase in ["model load", "tokenizer", "forward + backward", "projection", "whole `lens` query", "peak resident memory"] {
+        assert!(stdout.contains(phase), "missing {phase}: {stdout}");
+    }
+}
