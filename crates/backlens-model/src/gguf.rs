@@ -8,11 +8,10 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-/// An open GGUF file: its parsed header and a reader for tensor data.
+/// A parsed GGUF header; tensor data is read on demand from the file.
 pub struct GgufFile {
     path: PathBuf,
     content: Content,
-    reader: BufReader<File>,
 }
 
 impl GgufFile {
@@ -22,7 +21,7 @@ impl GgufFile {
         let mut reader = BufReader::new(file);
         let content = Content::read(&mut reader)
             .map_err(|e| ModelError::Gguf { path: path.to_path_buf(), reason: e.to_string() })?;
-        Ok(GgufFile { path: path.to_path_buf(), content, reader })
+        Ok(GgufFile { path: path.to_path_buf(), content })
     }
 
     /// The raw metadata value of `key`.
@@ -98,13 +97,12 @@ impl GgufFile {
 
     /// Loads tensors dequantized to f32, checking each shape and that every value is finite.
     ///
-    /// Reading is sequential; dequantization, the expensive part, runs on all cores.
+    /// Reading and dequantization run on all cores, each worker with its own file handle.
     ///
     /// # Shapes
     /// Tensor i has shape `specs[i].1` (GGUF lists dims innermost-first; candle reverses them,
     /// so a linear weight arrives as (out, in)).
-    pub fn tensors(&mut self, specs: &[(String, Vec<usize>)], device: &Device) -> Result<Vec<Tensor>> {
-        let mut quantized = Vec::with_capacity(specs.len());
+    pub fn tensors(&self, specs: &[(String, Vec<usize>)], device: &Device) -> Result<Vec<Tensor>> {
         for (name, expected) in specs {
             let info = self.content.tensor_infos.get(name).ok_or_else(|| ModelError::MissingTensor(name.clone()))?;
             if info.shape.dims() != expected.as_slice() {
@@ -114,25 +112,37 @@ impl GgufFile {
                     found: info.shape.dims().to_vec(),
                 });
             }
-            let q = self
-                .content
-                .tensor(&mut self.reader, name, device)
-                .map_err(|e| ModelError::Gguf { path: self.path.clone(), reason: format!("tensor `{name}`: {e}") })?;
-            quantized.push((name.as_str(), q));
         }
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(quantized.len().max(1));
-        let chunk = quantized.len().div_ceil(threads).max(1);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Interleave so every worker gets a similar mix of large and small tensors.
         std::thread::scope(|scope| {
-            let workers: Vec<_> = quantized
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || part.iter().map(|(name, q)| dequantize(name, q, device)).collect::<Result<Vec<_>>>()))
+            let workers: Vec<_> = (0..threads)
+                .map(|w| scope.spawn(move || self.load_every(specs, w, threads, device)))
                 .collect();
-            let mut out = Vec::with_capacity(specs.len());
-            for w in workers {
-                out.extend(w.join().expect("dequantization thread panicked")?);
+            let mut parts = Vec::with_capacity(threads);
+            for worker in workers {
+                parts.push(worker.join().expect("tensor loading thread panicked")?.into_iter());
             }
-            Ok(out)
+            Ok((0..specs.len()).map(|i| parts[i % threads].next().expect("one tensor per spec")).collect())
         })
+    }
+
+    /// Tensors `start, start + step, ...` of `specs`, read with a private file handle.
+    fn load_every(&self, specs: &[(String, Vec<usize>)], start: usize, step: usize, device: &Device) -> Result<Vec<Tensor>> {
+        let file = File::open(&self.path).map_err(|source| ModelError::Io { path: self.path.clone(), source })?;
+        let mut reader = BufReader::new(file);
+        specs
+            .iter()
+            .skip(start)
+            .step_by(step)
+            .map(|(name, _)| {
+                let q = self
+                    .content
+                    .tensor(&mut reader, name, device)
+                    .map_err(|e| ModelError::Gguf { path: self.path.clone(), reason: format!("tensor `{name}`: {e}") })?;
+                dequantize(name, &q, device)
+            })
+            .collect()
     }
 }
 

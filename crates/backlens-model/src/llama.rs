@@ -46,9 +46,8 @@ pub struct Llama {
 impl Llama {
     /// Loads a GGUF file, dequantizing every tensor to f32 and checking every shape.
     pub fn from_gguf(path: &Path, device: &Device) -> Result<Llama> {
-        let mut gguf = GgufFile::open(path)?;
+        let gguf = GgufFile::open(path)?;
         let config = LlamaConfig::from_gguf(&gguf)?;
-        let tokenizer = TextTokenizer::from_gguf(&gguf)?;
         let c = &config;
         let (d, hd) = (c.d_model, c.head_dim());
         let tied = !gguf.has_tensor("output.weight");
@@ -75,7 +74,13 @@ impl Llama {
                 specs.push((format!("blk.{l}.{suffix}.weight"), shape));
             }
         }
-        let mut tensors = gguf.tensors(&specs, device)?.into_iter();
+        // The tokenizer builds while the tensors load.
+        let (tokenizer, tensors) = std::thread::scope(|scope| {
+            let tokenizer = scope.spawn(|| TextTokenizer::from_gguf(&gguf));
+            let tensors = gguf.tensors(&specs, device);
+            (tokenizer.join().expect("tokenizer thread panicked"), tensors)
+        });
+        let (tokenizer, mut tensors) = (tokenizer?, tensors?.into_iter());
         let mut next = || tensors.next().expect("one tensor per spec");
         let rms = |weight: Tensor| Norm::Rms { weight, eps: c.rms_eps };
         let embed = next();

@@ -56,16 +56,19 @@ pub fn byte_level_byte(c: char) -> Option<u8> {
 /// 1. If *every* character of `piece` is in GPT-2's byte table ([`byte_level_byte`]), the piece is
 ///    mapped back to bytes and decoded as UTF-8 (lossily). Ordinary ASCII words are unchanged by
 ///    this; a decoded string that contains a real space is left alone.
-/// 2. Space, `\n`, `\t` and `\r` become a plain space; a leading space stays, because it is how
-///    byte-level vocabularies mark a word start (`" Paris"` vs `"Paris"`).
-/// 3. Every other character that is not printable ASCII becomes `?`.
-/// 4. If the result has more than `max_chars` characters it is cut to `max_chars - 2` characters
+/// 2. A token of whitespace alone is spelled out, so that its cell is not blank: a space becomes
+///    `_`, a newline `\n`, a tab `\t`, a carriage return `\r`.
+/// 3. Otherwise space, `\n`, `\t` and `\r` become a plain space; a leading space stays, because it
+///    is how byte-level vocabularies mark a word start (`" Paris"` vs `"Paris"`).
+/// 4. Every other character that is not printable ASCII becomes `?`.
+/// 5. If the result has more than `max_chars` characters it is cut to `max_chars - 2` characters
 ///    followed by `".."`. The result never has more than `max_chars` characters.
 ///
 /// ```
 /// use backlens_plot::readable_token;
 /// assert_eq!(readable_token("ĠParis", 10), " Paris");
-/// assert_eq!(readable_token("Ċ", 10), " ");
+/// assert_eq!(readable_token("Ċ", 10), "\\n");
+/// assert_eq!(readable_token("ĠĠ", 10), "__");
 /// assert_eq!(readable_token("âĢĻ", 10), "?"); // U+2019, a curly apostrophe
 /// assert_eq!(readable_token("Ġinternationalization", 10), " interna..");
 /// ```
@@ -75,6 +78,19 @@ pub fn readable_token(piece: &str, max_chars: usize) -> String {
         Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         None => piece.to_owned(),
     };
+    // A token of whitespace alone would be an invisible cell: spell its characters out.
+    if !decoded.is_empty() && decoded.chars().all(char::is_whitespace) {
+        let spelled: String = decoded
+            .chars()
+            .map(|c| match c {
+                '\n' => "\\n",
+                '\t' => "\\t",
+                '\r' => "\\r",
+                _ => "_",
+            })
+            .collect();
+        return readable_token(&spelled, max_chars);
+    }
     let plain: Vec<char> = decoded
         .chars()
         .map(|c| match c {
@@ -123,12 +139,19 @@ mod tests {
     }
 
     #[test]
-    fn whitespace_becomes_plain_space() {
-        assert_eq!(readable_token("Ċ", 10), " ");
-        assert_eq!(readable_token("ĊĊ", 10), "  ");
-        assert_eq!(readable_token("ĉ", 10), " "); // tab
-        assert_eq!(readable_token("č", 10), " "); // carriage return
+    fn whitespace_inside_a_token_becomes_plain_space() {
         assert_eq!(readable_token("a\tb\nc\rd", 10), "a b c d");
+        assert_eq!(readable_token("ĠĊx", 10), "  x");
+    }
+
+    #[test]
+    fn whitespace_only_tokens_are_spelled_out() {
+        assert_eq!(readable_token("Ċ", 10), "\\n");
+        assert_eq!(readable_token("ĊĊ", 10), "\\n\\n");
+        assert_eq!(readable_token("ĉ", 10), "\\t");
+        assert_eq!(readable_token("č", 10), "\\r");
+        assert_eq!(readable_token("Ġ", 10), "_");
+        assert_eq!(readable_token("ĊĊĊĊĊĊ", 6), "\\n\\n..");
     }
 
     #[test]

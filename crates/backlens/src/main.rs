@@ -121,24 +121,45 @@ fn options(q: &QueryArgs) -> Result<LensOptions> {
 
 /// The whole `lens` query after loading: analysis, JSON, and both figures in SVG and PNG.
 fn lens(bl: &Backlens, q: &QueryArgs, out: &Path, cell: CellChoice) -> Result<(Report, Vec<PathBuf>)> {
-    let options = options(q)?;
-    let report = bl.analyze(&q.prompt, &q.target, &options)?;
+    let report = bl.analyze(&q.prompt, &q.target, &options(q)?)?;
+    let files = write_outputs(bl, &report, out, cell)?;
+    Ok((report, files))
+}
+
+/// Writes `lens.json` and the FF2 and FF1 figures (SVG and PNG) into `out`; the figures render
+/// in parallel.
+fn write_outputs(bl: &Backlens, report: &Report, out: &Path, cell: CellChoice) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create output directory {}", out.display()))?;
-    let mut files = vec![out.join("lens.json")];
-    std::fs::write(&files[0], serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", files[0].display()))?;
+    let json = out.join("lens.json");
+    std::fs::write(&json, serde_json::to_string_pretty(report)?).with_context(|| format!("cannot write {}", json.display()))?;
     let ff2_text = match cell {
         CellChoice::Bottom => CellText::Bottom,
         CellChoice::TopBottom => CellText::TopBottom,
     };
-    for (site, text) in [(Site::MLP_DOWN_VJP, ff2_text), (Site::MLP_UP_INPUT, CellText::Top)] {
-        let table = bl.figure(&report, site, text)?;
-        for (ext, bytes) in [("svg", table.to_svg()?.into_bytes()), ("png", table.to_png()?)] {
-            let path = out.join(format!("{site}.{ext}"));
-            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-            files.push(path);
-        }
+    let figures = [(Site::MLP_DOWN_VJP, ff2_text), (Site::MLP_UP_INPUT, CellText::Top)];
+    let written: Vec<Result<Vec<PathBuf>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = figures
+            .into_iter()
+            .map(|(site, text)| {
+                scope.spawn(move || -> Result<Vec<PathBuf>> {
+                    let table = bl.figure(report, site, text)?;
+                    let mut paths = Vec::new();
+                    for (ext, bytes) in [("svg", table.to_svg()?.into_bytes()), ("png", table.to_png()?)] {
+                        let path = out.join(format!("{site}.{ext}"));
+                        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+                        paths.push(path);
+                    }
+                    Ok(paths)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("figure thread panicked")).collect()
+    });
+    let mut files = vec![json];
+    for paths in written {
+        files.extend(paths?);
     }
-    Ok((report, files))
+    Ok(files)
 }
 
 fn print_summary(bl: &Backlens, report: &Report) -> Result<()> {
@@ -188,6 +209,8 @@ fn bench(args: &BenchArgs) -> Result<()> {
     time("forward + backward with probes", &mut || bl.trace(&q.prompt, &q.target, &options).map(drop).map_err(Into::into))?;
     let trace = bl.trace(&q.prompt, &q.target, &options)?;
     time("projection: sites × layers × tokens", &mut || bl.report(&q.prompt, &q.target, &trace, &options).map(drop).map_err(Into::into))?;
+    let report = bl.report(&q.prompt, &q.target, &trace, &options)?;
+    time("output files (JSON, 2 SVG, 2 PNG)", &mut || write_outputs(&bl, &report, &out, CellChoice::Bottom).map(drop))?;
     time("whole `lens` query (load → JSON, SVG, PNG)", &mut || {
         let bl = load(&args.model)?;
         lens(&bl, q, &out, CellChoice::Bottom).map(drop)
