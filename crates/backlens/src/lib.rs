@@ -14,15 +14,21 @@
 //! # Ok::<(), backlens::Error>(())
 //! ```
 //!
-//! The crates underneath can be used on their own: [`model`] (hooks and traces), [`lens`]
-//! (vocabulary projection), [`plot`] (token tables).
+//! The crates underneath can be used on their own: [`model`] (hooks and traces), [`algebra`]
+//! (low-rank gradients), [`lens`] (vocabulary projection), [`plot`] (token tables).
 
 mod analysis;
 mod figure;
 mod terminal;
 
 pub use analysis::{Backlens, Error, LensOptions, Report, ReportCell};
+pub use backlens_algebra as algebra;
 pub use backlens_lens as lens;
 pub use backlens_model as model;
 pub use backlens_plot as plot;
 pub use figure::CellText;
+
+/// The README's Rust examples, compiled as doctests so that they cannot rot.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
