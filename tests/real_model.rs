@@ -119,8 +119,10 @@ fn top_vjp_is_the_closed_form_of_lemma_5_1() {
     let n = ids.len();
     let h = trace.get(out.at(last)).unwrap().narrow(0, n - 1, 1).unwrap(); // (1, d)
 
-    let probs = candle_nn_softmax(&trace.logits); // (V)
-    let onehot = Tensor::zeros(probs.dims(), probs.dtype(), probs.device()).unwrap().slice_assign(&[PARIS as usize..PARIS as usize + 1], &Tensor::ones(1, probs.dtype(), probs.device()).unwrap()).unwrap();
+    let probs = softmax(&trace.logits); // (V)
+    let mut onehot = vec![0f32; probs.dim(0).unwrap()];
+    onehot[PARIS as usize] = 1.0;
+    let onehot = Tensor::new(onehot, probs.device()).unwrap();
     let delta_logits = (probs - onehot).unwrap().unsqueeze(0).unwrap(); // (1, V)
     let delta_normed = delta_logits.matmul(bl.model().unembedding()).unwrap(); // (1, d) = Σ_k δ[k] E[k]
     // Backward through the final norm alone: d/dh <norm(h), delta_normed>.
@@ -132,7 +134,8 @@ fn top_vjp_is_the_closed_form_of_lemma_5_1() {
     assert_close("δ_n at the last block vs closed form", &traced, closed_form, 1e-7, 1e-4);
 }
 
-fn candle_nn_softmax(logits: &Tensor) -> Tensor {
+/// Softmax written out here, independent of the model's code.
+fn softmax(logits: &Tensor) -> Tensor {
     let max = logits.max_keepdim(D::Minus1).unwrap();
     let e = logits.broadcast_sub(&max).unwrap().exp().unwrap();
     e.broadcast_div(&e.sum_keepdim(D::Minus1).unwrap()).unwrap()

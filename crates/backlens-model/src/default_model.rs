@@ -41,24 +41,37 @@ pub fn cached_path() -> PathBuf {
 /// A cached file of the wrong size is an error (not silently re-fetched): delete it to fetch again.
 pub fn ensure_default_model() -> Result<PathBuf> {
     let path = cached_path();
-    match std::fs::metadata(&path) {
-        Ok(meta) if meta.len() == SIZE => return Ok(path),
-        Ok(meta) => {
-            return Err(ModelError::Fetch(format!(
-                "the cached model {} has {} bytes, expected {SIZE}: delete it and run again to fetch it anew",
-                path.display(),
-                meta.len()
-            )))
-        }
-        Err(_) => {}
+    if check_cached(&path)? {
+        return Ok(path);
     }
-    fetch_into(&path)?;
+    // One fetch at a time across threads and processes: wait for the lock, then look again.
+    let dir = path.parent().expect("cache path has a parent");
+    std::fs::create_dir_all(dir).map_err(|e| ModelError::Fetch(format!("cannot create {}: {e}", dir.display())))?;
+    let lock_path = dir.join(".fetch.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .map_err(|e| ModelError::Fetch(format!("cannot create {}: {e}", lock_path.display())))?;
+    lock.lock().map_err(|e| ModelError::Fetch(format!("cannot lock {}: {e}", lock_path.display())))?;
+    if !check_cached(&path)? {
+        fetch_into(&path)?;
+    }
     Ok(path)
+}
+
+/// Whether the cached file exists with the right size; a wrong size is an error.
+fn check_cached(path: &Path) -> Result<bool> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == SIZE => Ok(true),
+        Ok(meta) => Err(ModelError::Fetch(format!(
+            "the cached model {} has {} bytes, expected {SIZE}: delete it and run again to fetch it anew",
+            path.display(),
+            meta.len()
+        ))),
+        Err(_) => Ok(false),
+    }
 }
 
 fn fetch_into(path: &Path) -> Result<()> {
     let dir = path.parent().expect("cache path has a parent");
-    std::fs::create_dir_all(dir).map_err(|e| ModelError::Fetch(format!("cannot create {}: {e}", dir.display())))?;
     let work = dir.join(format!(".fetch-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| ModelError::Fetch(format!("cannot create {}: {e}", work.display())))?;
     let result = (|| {

@@ -184,7 +184,10 @@ impl<'a> Recorder<'a> {
         }
         let mut weight_grads = BTreeMap::new();
         for (key, w) in &self.weight_vars {
-            let g = grads.get(w.as_tensor()).map(Tensor::clone).unwrap_or(w.as_tensor().zeros_like()?);
+            let g = match grads.get(w.as_tensor()) {
+                Some(g) => g.clone(),
+                None => w.as_tensor().zeros_like()?,
+            };
             weight_grads.insert(*key, g);
         }
         Ok(Trace { token_ids, target_id, loss, logits, vectors: self.vectors, weight_grads })
