@@ -2,7 +2,7 @@
 //! to f32): tokenizer, forward pass, trace against autograd, ranks, lens parity, the paper's
 //! main observation, and bad input.
 
-use backlens::model::{HookPoint, Kind, LanguageModel, ModelError, Module, Site, TraceOptions};
+use backlens::model::{Kind, LanguageModel, ModelError, Module, Site, TraceOptions};
 use backlens::LensOptions;
 use backlens_algebra::{LowRankGradient, RankTolerance};
 use backlens_tests::{assert_close, default_backlens};
@@ -44,9 +44,11 @@ fn capital_of_france_predicts_paris() {
 fn trace_reconstructs_autograd_weight_gradients() {
     let bl = default_backlens();
     let last = bl.model().n_layers() - 1;
-    let checked = [(2, Module::MlpDown), (15, Module::MlpDown), (last, Module::MlpDown), (15, Module::MlpUp), (9, Module::AttnQ), (9, Module::AttnO)];
+    // FF2 at the bottom, middle and top, and every linear module of one middle layer.
+    let checked: Vec<(usize, Module)> =
+        [(2, Module::MlpDown), (15, Module::MlpDown), (last, Module::MlpDown)].into_iter().chain(Module::linear().map(|m| (9, m))).collect();
     let mut options = TraceOptions::only([]);
-    for (layer, module) in checked {
+    for &(layer, module) in &checked {
         options = options.with_weight_grad(layer, module);
         for kind in [Kind::Input, Kind::Vjp] {
             options.sites.get_or_insert_with(Default::default).insert(Site::new(module, kind));
@@ -196,18 +198,46 @@ fn bad_input_gives_clear_errors() {
     assert!(err.contains("mlp.up.vjp") && err.contains("residual"), "{err}");
     let err = bl.model().trace(&[1, 2], 1_000_000, &TraceOptions::all()).unwrap_err();
     assert!(matches!(err, ModelError::TokenOutOfRange { id: 1_000_000, .. }), "{err}");
-    let err = "layers.x.mlp.down.vjp".parse::<HookPoint>().unwrap_err().to_string();
-    assert!(err.contains("non-negative integer"), "{err}");
+}
+
+/// End-to-end finite differences on the real model: moving W along D changes the loss at the
+/// rate <dL/dW, D>, with dL/dW = Δᵀ X from the trace. Catches sign and transposition errors
+/// that a comparison against the same backward pass could not.
+#[test]
+fn trace_gradients_match_finite_differences_of_the_loss() {
+    let bl = default_backlens();
+    let ids = messi_ids();
+    let loss_before = bl.model().trace(&ids, PARIS, &TraceOptions::only([])).unwrap().loss;
+    for (layer, module) in [(20, Module::MlpDown), (5, Module::AttnV)] {
+        let options = TraceOptions::only([Site::new(module, Kind::Input), Site::new(module, Kind::Vjp)]).with_layers([layer]);
+        let trace = bl.model().trace(&ids, PARIS, &options).unwrap();
+        let (x, delta) = trace.gradient_factors(layer, module).unwrap();
+        let grad = LowRankGradient::new(x, delta).unwrap().dense().unwrap(); // (d_out, d_in)
+        let grad_norm = grad.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
+        let direction = (&grad / grad_norm as f64).unwrap(); // unit D: <dL/dW, D> = |dL/dW|
+
+        let eps = 1e-2;
+        let loss_at = |sign: f64| {
+            let mut edited = bl.model().clone();
+            let w = bl.model().weight(layer, module).unwrap();
+            edited.set_weight(layer, module, (w + (&direction * (sign * eps)).unwrap()).unwrap()).unwrap();
+            edited.trace(&ids, PARIS, &TraceOptions::only([])).unwrap().loss as f64
+        };
+        let fd = (loss_at(1.0) - loss_at(-1.0)) / (2.0 * eps);
+        let rel = (fd - grad_norm as f64).abs() / grad_norm as f64;
+        eprintln!("layers.{layer}.{}: finite difference {fd:.6}, <Δᵀ X, D> {grad_norm:.6}, relative error {rel:.2e}", module.name());
+        assert!(rel < 1e-2, "finite difference {fd} vs trace {grad_norm}");
+    }
+    // The edits were made on clones: the shared model is untouched.
+    assert_eq!(bl.model().trace(&ids, PARIS, &TraceOptions::only([])).unwrap().loss, loss_before);
 }
 
 #[test]
-fn hook_names_round_trip() {
-    for site in Site::all() {
-        for layer in [0, 7, 29] {
-            let p = site.at(layer);
-            assert_eq!(p.to_string().parse::<HookPoint>().unwrap(), p);
-        }
-    }
-    assert_eq!("layers.12.mlp.down.vjp".parse::<HookPoint>().unwrap(), Site::MLP_DOWN_VJP.at(12));
-    assert!("layers.1.mlp.sideways.vjp".parse::<HookPoint>().is_err());
+fn set_weight_checks_shapes_and_names() {
+    let mut model = default_backlens().model().clone();
+    let wrong = Tensor::zeros((3, 4), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+    let err = model.set_weight(3, Module::MlpDown, wrong).unwrap_err().to_string();
+    assert!(err.contains("layers.3.mlp.down") && err.contains("[576, 1536]"), "{err}");
+    assert!(model.weight(30, Module::MlpUp).unwrap_err().to_string().contains("30 layers"));
+    assert!(model.weight(0, Module::Block).is_err());
 }

@@ -48,16 +48,10 @@ impl Module {
         Module::MlpDown,
         Module::Block,
     ];
-    /// The linear (weight-carrying) modules.
-    pub const LINEAR: [Module; 7] = [
-        Module::AttnQ,
-        Module::AttnK,
-        Module::AttnV,
-        Module::AttnO,
-        Module::MlpGate,
-        Module::MlpUp,
-        Module::MlpDown,
-    ];
+    /// The linear (weight-carrying) modules: every module but [`Module::Block`].
+    pub fn linear() -> impl Iterator<Item = Module> {
+        Module::ALL.into_iter().filter(|m| m.is_linear())
+    }
 
     /// The stable name, e.g. `mlp.down`.
     pub fn name(self) -> &'static str {
@@ -173,5 +167,34 @@ impl FromStr for HookPoint {
         let (layer, site) = rest.split_once('.').ok_or_else(|| bad("expected `layers.<N>.<module>.<kind>`"))?;
         let layer = layer.parse().map_err(|_| bad("the layer must be a non-negative integer"))?;
         Ok(HookPoint { layer, site: site.parse()? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_names_round_trip() {
+        for site in Site::all() {
+            assert_eq!(site.to_string().parse::<Site>().unwrap(), site);
+            for layer in [0, 7, 29] {
+                let p = site.at(layer);
+                assert_eq!(p.to_string().parse::<HookPoint>().unwrap(), p);
+            }
+        }
+        assert_eq!("layers.12.mlp.down.vjp".parse::<HookPoint>().unwrap(), Site::MLP_DOWN_VJP.at(12));
+        assert_eq!(Site::MLP_UP_INPUT.to_string(), "mlp.up.input");
+        assert_eq!(Module::linear().count(), 7);
+    }
+
+    #[test]
+    fn bad_names_say_what_is_expected() {
+        let err = "layers.1.mlp.sideways.vjp".parse::<HookPoint>().unwrap_err().to_string();
+        assert!(err.contains("mlp.down") && err.contains("vjp"), "{err}");
+        let err = "layers.x.mlp.down.vjp".parse::<HookPoint>().unwrap_err().to_string();
+        assert!(err.contains("non-negative integer"), "{err}");
+        let err = "mlp.down.vjp".parse::<HookPoint>().unwrap_err().to_string();
+        assert!(err.contains("layers.<N>"), "{err}");
     }
 }

@@ -20,19 +20,28 @@ use candle_core::{DType, Device, IndexOp, Tensor, D};
 use std::path::Path;
 
 /// The weights of one block, in checkpoint layout (out, in).
+#[derive(Clone)]
 struct Block {
     attn_norm: Norm,
-    q: Tensor,   // (n_heads·hd, d)
-    k: Tensor,   // (n_kv·hd, d)
-    v: Tensor,   // (n_kv·hd, d)
-    o: Tensor,   // (d, n_heads·hd)
     mlp_norm: Norm,
-    gate: Tensor, // (d_ff, d)
-    up: Tensor,   // (d_ff, d)
-    down: Tensor, // (d, d_ff)
+    /// Indexed by [`linear_index`]: q (H·hd, d), k (KV·hd, d), v (KV·hd, d), o (d, H·hd),
+    /// gate (d_ff, d), up (d_ff, d), down (d, d_ff).
+    linear: [Tensor; 7],
 }
 
-/// A Llama-architecture model with its tokenizer.
+impl Block {
+    fn w(&self, module: Module) -> &Tensor {
+        &self.linear[linear_index(module).expect("a linear module")]
+    }
+}
+
+/// Position of a linear module in [`Block::linear`] (its position in [`Module::ALL`]).
+fn linear_index(module: Module) -> Option<usize> {
+    module.is_linear().then(|| Module::ALL.iter().position(|&m| m == module).expect("listed"))
+}
+
+/// A Llama-architecture model with its tokenizer. Cloning is cheap: tensors are shared.
+#[derive(Clone)]
 pub struct Llama {
     name: String,
     config: LlamaConfig,
@@ -87,16 +96,12 @@ impl Llama {
         let final_norm = rms(next());
         let unembed = if tied { embed.clone() } else { next() };
         let blocks = (0..c.n_layers)
-            .map(|_| Block {
-                attn_norm: rms(next()),
-                q: next(),
-                k: next(),
-                v: next(),
-                o: next(),
-                mlp_norm: rms(next()),
-                gate: next(),
-                up: next(),
-                down: next(),
+            .map(|_| {
+                let attn_norm = rms(next());
+                let (q, k, v, o) = (next(), next(), next(), next());
+                let mlp_norm = rms(next());
+                let (gate, up, down) = (next(), next(), next());
+                Block { attn_norm, mlp_norm, linear: [q, k, v, o, gate, up, down] }
             })
             .collect();
         debug_assert_eq!(specs.len(), 2 + usize::from(!tied) + BLOCK_TENSORS * c.n_layers);
@@ -108,6 +113,46 @@ impl Llama {
     /// The hyper-parameters.
     pub fn config(&self) -> &LlamaConfig {
         &self.config
+    }
+
+    /// The weight of a linear module, in checkpoint layout.
+    ///
+    /// # Shapes
+    /// Returns (d_out, d_in).
+    pub fn weight(&self, layer: usize, module: Module) -> Result<&Tensor> {
+        let (l, i) = self.locate(layer, module)?;
+        Ok(&self.blocks[l].linear[i])
+    }
+
+    /// Replaces the weight of a linear module (for edits such as a gradient step); the new
+    /// weight must have the old one's shape. Other clones of the model are not affected.
+    ///
+    /// # Shapes
+    /// - `weight`: (d_out, d_in)
+    pub fn set_weight(&mut self, layer: usize, module: Module, weight: Tensor) -> Result<()> {
+        let (l, i) = self.locate(layer, module)?;
+        let old = &self.blocks[l].linear[i];
+        if old.dims() != weight.dims() {
+            return Err(ModelError::ShapeMismatch {
+                name: format!("layers.{layer}.{}", module.name()),
+                expected: old.dims().to_vec(),
+                found: weight.dims().to_vec(),
+            });
+        }
+        self.blocks[l].linear[i] = weight.to_dtype(DType::F32)?.to_device(old.device())?;
+        Ok(())
+    }
+
+    fn locate(&self, layer: usize, module: Module) -> Result<(usize, usize)> {
+        let name = format!("layers.{layer}.{}", module.name());
+        if layer >= self.blocks.len() {
+            return Err(ModelError::HookName { name, reason: format!("the model has {} layers", self.blocks.len()) });
+        }
+        let i = linear_index(module).ok_or_else(|| ModelError::HookName {
+            name,
+            reason: "a block has no single weight matrix; name a linear module".to_string(),
+        })?;
+        Ok((layer, i))
     }
 
     /// cos and sin of the interleaved rotary embedding for positions 0..t.
@@ -136,9 +181,9 @@ impl Llama {
             // (T, n·hd) -> (1, n, T, hd)
             Ok(y.reshape((t, n, hd))?.transpose(0, 1)?.contiguous()?.unsqueeze(0)?)
         };
-        let q = heads(rec.linear(l, Module::AttnQ, x, &b.q)?, c.n_heads)?;
-        let k = heads(rec.linear(l, Module::AttnK, x, &b.k)?, c.n_kv_heads)?;
-        let v = heads(rec.linear(l, Module::AttnV, x, &b.v)?, c.n_kv_heads)?;
+        let q = heads(rec.linear(l, Module::AttnQ, x, b.w(Module::AttnQ))?, c.n_heads)?;
+        let k = heads(rec.linear(l, Module::AttnK, x, b.w(Module::AttnK))?, c.n_kv_heads)?;
+        let v = heads(rec.linear(l, Module::AttnV, x, b.w(Module::AttnV))?, c.n_kv_heads)?;
         let q = candle_nn::rotary_emb::rope_i_slow(&q, &rope.0, &rope.1)?.squeeze(0)?; // (H, T, hd)
         let k = candle_nn::rotary_emb::rope_i_slow(&k, &rope.0, &rope.1)?.squeeze(0)?; // (KV, T, hd)
         let v = v.squeeze(0)?; // (KV, T, hd)
@@ -152,7 +197,7 @@ impl Llama {
         let probs = candle_nn::ops::softmax(&scores.broadcast_add(mask)?, D::Minus1)?;
         let mixed = probs.matmul(&v)?; // (H, T, hd)
         let mixed = mixed.transpose(0, 1)?.reshape((t, c.n_heads * hd))?; // (T, H·hd)
-        rec.linear(l, Module::AttnO, &mixed, &b.o)
+        rec.linear(l, Module::AttnO, &mixed, b.w(Module::AttnO))
     }
 
     /// SwiGLU MLP of one block.
@@ -161,10 +206,10 @@ impl Llama {
     /// - `x`: (T, d) normalised residual; returns (T, d)
     fn mlp(&self, rec: &mut Recorder, l: usize, x: &Tensor) -> Result<Tensor> {
         let b = &self.blocks[l];
-        let gate = rec.linear(l, Module::MlpGate, x, &b.gate)?; // (T, d_ff)
-        let up = rec.linear(l, Module::MlpUp, x, &b.up)?; // (T, d_ff)
+        let gate = rec.linear(l, Module::MlpGate, x, b.w(Module::MlpGate))?; // (T, d_ff)
+        let up = rec.linear(l, Module::MlpUp, x, b.w(Module::MlpUp))?; // (T, d_ff)
         let act = (gate.silu()? * up)?; // (T, d_ff)
-        rec.linear(l, Module::MlpDown, &act, &b.down) // (T, d)
+        rec.linear(l, Module::MlpDown, &act, b.w(Module::MlpDown)) // (T, d)
     }
 
     /// The forward pass up to the last position's logits, recording hooks into `rec`.

@@ -17,6 +17,7 @@ use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
 const CONTROL_TOKEN: i64 = 3;
 
 /// A byte-level BPE tokenizer with the vocabulary pieces kept for display.
+#[derive(Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
     pieces: Vec<String>,
