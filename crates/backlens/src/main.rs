@@ -80,6 +80,7 @@ struct BenchArgs {
 }
 
 fn main() {
+    pin_thread_count();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
@@ -98,6 +99,16 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench(&args),
+    }
+}
+
+/// Without `RAYON_NUM_THREADS`, candle 0.11 recounts the physical cores from /proc on every
+/// matmul (~20% of a trace on a 2-core machine). Setting it once, before any thread starts, to
+/// the number of cores the process may use removes that cost.
+fn pin_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
 }
 
