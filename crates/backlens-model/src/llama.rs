@@ -13,10 +13,10 @@ use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
 use crate::hooks::{Kind, Module};
 use crate::tokenizer::TextTokenizer;
-use crate::trace::{Recorder, Trace, TraceOptions};
+use crate::trace::{self, PromptLimits, Recorder, Trace, TraceOptions};
 use crate::LanguageModel;
 use backlens_ops::{linear, Norm};
-use candle_core::{DType, Device, IndexOp, Tensor, D};
+use candle_core::{DType, Device, Tensor, D};
 use std::path::Path;
 
 /// The weights of one block, in checkpoint layout (out, in).
@@ -181,9 +181,9 @@ impl Llama {
             // (T, n·hd) -> (1, n, T, hd)
             Ok(y.reshape((t, n, hd))?.transpose(0, 1)?.contiguous()?.unsqueeze(0)?)
         };
-        let q = heads(rec.linear(l, Module::AttnQ, x, b.w(Module::AttnQ))?, c.n_heads)?;
-        let k = heads(rec.linear(l, Module::AttnK, x, b.w(Module::AttnK))?, c.n_kv_heads)?;
-        let v = heads(rec.linear(l, Module::AttnV, x, b.w(Module::AttnV))?, c.n_kv_heads)?;
+        let q = heads(rec.linear(l, Module::AttnQ, x, b.w(Module::AttnQ), None)?, c.n_heads)?;
+        let k = heads(rec.linear(l, Module::AttnK, x, b.w(Module::AttnK), None)?, c.n_kv_heads)?;
+        let v = heads(rec.linear(l, Module::AttnV, x, b.w(Module::AttnV), None)?, c.n_kv_heads)?;
         let q = candle_nn::rotary_emb::rope_i_slow(&q, &rope.0, &rope.1)?.squeeze(0)?; // (H, T, hd)
         let k = candle_nn::rotary_emb::rope_i_slow(&k, &rope.0, &rope.1)?.squeeze(0)?; // (KV, T, hd)
         let v = v.squeeze(0)?; // (KV, T, hd)
@@ -197,7 +197,7 @@ impl Llama {
         let probs = candle_nn::ops::softmax(&scores.broadcast_add(mask)?, D::Minus1)?;
         let mixed = probs.matmul(&v)?; // (H, T, hd)
         let mixed = mixed.transpose(0, 1)?.reshape((t, c.n_heads * hd))?; // (T, H·hd)
-        rec.linear(l, Module::AttnO, &mixed, b.w(Module::AttnO))
+        rec.linear(l, Module::AttnO, &mixed, b.w(Module::AttnO), None)
     }
 
     /// SwiGLU MLP of one block.
@@ -206,10 +206,10 @@ impl Llama {
     /// - `x`: (T, d) normalised residual; returns (T, d)
     fn mlp(&self, rec: &mut Recorder, l: usize, x: &Tensor) -> Result<Tensor> {
         let b = &self.blocks[l];
-        let gate = rec.linear(l, Module::MlpGate, x, b.w(Module::MlpGate))?; // (T, d_ff)
-        let up = rec.linear(l, Module::MlpUp, x, b.w(Module::MlpUp))?; // (T, d_ff)
+        let gate = rec.linear(l, Module::MlpGate, x, b.w(Module::MlpGate), None)?; // (T, d_ff)
+        let up = rec.linear(l, Module::MlpUp, x, b.w(Module::MlpUp), None)?; // (T, d_ff)
         let act = (gate.silu()? * up)?; // (T, d_ff)
-        rec.linear(l, Module::MlpDown, &act, b.w(Module::MlpDown)) // (T, d)
+        rec.linear(l, Module::MlpDown, &act, b.w(Module::MlpDown), None) // (T, d)
     }
 
     /// The forward pass up to the last position's logits, recording hooks into `rec`.
@@ -266,30 +266,7 @@ impl LanguageModel for Llama {
     }
 
     fn trace(&self, token_ids: &[u32], target_id: u32, options: &TraceOptions) -> Result<Trace> {
-        self.check_tokens(token_ids, target_id)?;
-        let mut rec = Recorder::new(options);
-        let logits = self.forward(&mut rec, token_ids)?; // (V)
-        let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        let loss = log_probs.i(target_id as usize)?.neg()?;
-        let grads = loss.backward()?;
-        let loss_value = loss.to_scalar::<f32>()?;
-        rec.finish(&grads, token_ids.to_vec(), target_id, loss_value, logits.detach())
-    }
-}
-
-impl Llama {
-    /// Rejects empty or over-long prompts and out-of-vocabulary ids.
-    fn check_tokens(&self, token_ids: &[u32], target_id: u32) -> Result<()> {
-        if token_ids.is_empty() {
-            return Err(ModelError::EmptyPrompt);
-        }
-        if token_ids.len() > self.config.context_length {
-            return Err(ModelError::PromptTooLong { tokens: token_ids.len(), context: self.config.context_length });
-        }
-        let vocab = self.config.vocab_size;
-        match token_ids.iter().chain([&target_id]).find(|&&id| id as usize >= vocab) {
-            Some(&id) => Err(ModelError::TokenOutOfRange { id, vocab }),
-            None => Ok(()),
-        }
+        let limits = PromptLimits { vocab_size: self.config.vocab_size, context_length: self.config.context_length };
+        trace::run(token_ids, target_id, options, limits, |rec| self.forward(rec, token_ids))
     }
 }

@@ -9,7 +9,7 @@ use crate::error::{ModelError, Result};
 use crate::hooks::{HookPoint, Kind, Module, Site};
 use backlens_ops::{linear, linear_with_weight_grad};
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{IndexOp, Tensor, Var, D};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a trace keeps. Memory grows with the number of kept (layer, site) pairs.
@@ -132,19 +132,20 @@ impl<'a> Recorder<'a> {
         Recorder { options, vectors: BTreeMap::new(), probes: Vec::new(), weight_vars: Vec::new() }
     }
 
-    /// `y = x Wᵀ` of `module` at `layer`, recording its input, output and (through a probe) its VJP.
+    /// `y = x Wᵀ + b` of `module` at `layer`, recording its input, output and (through a probe)
+    /// its VJP.
     ///
     /// # Shapes
-    /// - `x`: (T, d_in), `weight`: (d_out, d_in), returns (T, d_out)
-    pub fn linear(&mut self, layer: usize, module: Module, x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    /// - `x`: (T, d_in), `weight`: (d_out, d_in), `bias`: (d_out), returns (T, d_out)
+    pub fn linear(&mut self, layer: usize, module: Module, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         self.record(HookPoint { layer, site: Site::new(module, Kind::Input) }, x);
         let y = if self.options.weight_grads.contains(&(layer, module)) {
             let w = Var::from_tensor(weight)?;
-            let y = linear_with_weight_grad(x, w.as_tensor(), None)?;
+            let y = linear_with_weight_grad(x, w.as_tensor(), bias)?;
             self.weight_vars.push(((layer, module), w));
             y
         } else {
-            linear(x, weight, None)?
+            linear(x, weight, bias)?
         };
         self.hook(layer, module, Kind::Output, y)
     }
@@ -192,4 +193,45 @@ impl<'a> Recorder<'a> {
         }
         Ok(Trace { token_ids, target_id, loss, logits, vectors: self.vectors, weight_grads })
     }
+}
+
+/// What a model accepts as a prompt.
+#[derive(Debug, Clone, Copy)]
+pub struct PromptLimits {
+    pub vocab_size: usize,
+    pub context_length: usize,
+}
+
+/// Rejects empty or over-long prompts and out-of-vocabulary ids.
+pub fn check_prompt(token_ids: &[u32], target_id: u32, limits: PromptLimits) -> Result<()> {
+    if token_ids.is_empty() {
+        return Err(ModelError::EmptyPrompt);
+    }
+    if token_ids.len() > limits.context_length {
+        return Err(ModelError::PromptTooLong { tokens: token_ids.len(), context: limits.context_length });
+    }
+    match token_ids.iter().chain([&target_id]).find(|&&id| id as usize >= limits.vocab_size) {
+        Some(&id) => Err(ModelError::TokenOutOfRange { id, vocab: limits.vocab_size }),
+        None => Ok(()),
+    }
+}
+
+/// The architecture-independent part of every trace: check the prompt, run `forward` (which
+/// returns the last position's logits, shape (V)) with a recorder, take
+/// `L = -log softmax(logits)[target]`, run one backward pass and collect the hooks.
+pub fn run(
+    token_ids: &[u32],
+    target_id: u32,
+    options: &TraceOptions,
+    limits: PromptLimits,
+    forward: impl FnOnce(&mut Recorder) -> Result<Tensor>,
+) -> Result<Trace> {
+    check_prompt(token_ids, target_id, limits)?;
+    let mut rec = Recorder::new(options);
+    let logits = forward(&mut rec)?; // (V)
+    let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    let loss = log_probs.i(target_id as usize)?.neg()?;
+    let grads = loss.backward()?;
+    let loss_value = loss.to_scalar::<f32>()?;
+    rec.finish(&grads, token_ids.to_vec(), target_id, loss_value, logits.detach())
 }
