@@ -178,6 +178,8 @@ fn tracing_twice_gives_identical_results_and_changes_nothing() {
         assert_close(&p.to_string(), a.get(p).unwrap(), b.get(p).unwrap(), 0.0, 0.0);
     }
     assert_eq!(a.loss, b.loss);
+    let err = a.require(Site::MLP_DOWN_VJP.at(4)).unwrap_err().to_string();
+    assert!(err.contains("layers.4.mlp.down.vjp") && err.contains("not recorded"), "{err}");
     assert_eq!(before, bl.model().unembedding().sum_all().unwrap().to_scalar::<f32>().unwrap());
 }
 

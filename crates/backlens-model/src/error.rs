@@ -33,6 +33,8 @@ pub enum ModelError {
     TokenOutOfRange { id: u32, vocab: usize },
     #[error("unknown hook name `{name}`: {reason}")]
     HookName { name: String, reason: String },
+    #[error("`{0}` was not recorded in this trace: add its site and layer to TraceOptions")]
+    NotRecorded(String),
     #[error("fetching the default model failed: {0}")]
     Fetch(String),
     #[error(transparent)]

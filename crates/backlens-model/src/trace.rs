@@ -80,10 +80,7 @@ impl Trace {
 
     /// Like [`Trace::get`] but an error names the missing hook point.
     pub fn require(&self, point: HookPoint) -> Result<&Tensor> {
-        self.get(point).ok_or_else(|| ModelError::HookName {
-            name: point.to_string(),
-            reason: "not recorded in this trace; include it in TraceOptions".to_string(),
-        })
+        self.get(point).ok_or_else(|| ModelError::NotRecorded(point.to_string()))
     }
 
     /// Every recorded hook point, in (layer, module, kind) order.
