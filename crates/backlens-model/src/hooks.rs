@@ -121,6 +121,17 @@ impl Site {
         HookPoint { layer, site: self }
     }
 
+    /// Whether the site holds d_model vectors in the residual stream's basis, the vectors the
+    /// logit lens can project: the inputs of q, k, v, gate and up (the normed residual), the VJPs
+    /// of o and down (added straight to the residual), and the block's input, output and VJP.
+    pub fn in_residual_basis(self) -> bool {
+        use {Kind::*, Module::*};
+        matches!(
+            (self.module, self.kind),
+            (AttnQ | AttnK | AttnV | MlpGate | MlpUp, Input) | (AttnO | MlpDown, Vjp) | (Block, _)
+        )
+    }
+
     /// Every site.
     pub fn all() -> impl Iterator<Item = Site> {
         Module::ALL.into_iter().flat_map(|m| Kind::ALL.into_iter().map(move |k| Site::new(m, k)))
@@ -186,6 +197,11 @@ mod tests {
         assert_eq!("layers.12.mlp.down.vjp".parse::<HookPoint>().unwrap(), Site::MLP_DOWN_VJP.at(12));
         assert_eq!(Site::MLP_UP_INPUT.to_string(), "mlp.up.input");
         assert_eq!(Module::linear().count(), 7);
+        let projectable: Vec<String> = Site::all().filter(|s| s.in_residual_basis()).map(|s| s.to_string()).collect();
+        assert_eq!(
+            projectable,
+            ["attn.q.input", "attn.k.input", "attn.v.input", "attn.o.vjp", "mlp.gate.input", "mlp.up.input", "mlp.down.vjp", "block.input", "block.output", "block.vjp"]
+        );
     }
 
     #[test]

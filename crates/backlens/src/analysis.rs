@@ -30,8 +30,7 @@ pub struct LensOptions {
     /// Number of top and bottom tokens per cell.
     pub k: usize,
     /// Sites to project, at every layer. Each must hold d_model-sized vectors of the residual
-    /// basis: `mlp.up.input`, `mlp.gate.input`, `mlp.down.vjp`, `attn.q.input`, `attn.k.input`,
-    /// `attn.v.input`, `attn.o.vjp`, `block.input`, `block.output`, `block.vjp`.
+    /// basis ([`Site::in_residual_basis`]).
     pub sites: Vec<Site>,
     /// Project `v / |v|` (the paper's normalized logit lens).
     pub normalize: bool,
@@ -42,20 +41,6 @@ impl Default for LensOptions {
         LensOptions { k: 5, sites: vec![Site::MLP_UP_INPUT, Site::MLP_DOWN_VJP], normalize: false }
     }
 }
-
-/// Sites whose vectors live in the residual stream's basis, so that the logit lens applies.
-pub const PROJECTABLE_SITES: [&str; 10] = [
-    "mlp.up.input",
-    "mlp.gate.input",
-    "mlp.down.vjp",
-    "attn.q.input",
-    "attn.k.input",
-    "attn.v.input",
-    "attn.o.vjp",
-    "block.input",
-    "block.output",
-    "block.vjp",
-];
 
 /// One projected vector: a cell of the JSON report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -147,14 +132,12 @@ impl Backlens {
 
     /// One forward and backward pass keeping only the sites `options` projects.
     pub fn trace(&self, prompt: &str, target: &str, options: &LensOptions) -> Result<Trace, Error> {
-        for site in &options.sites {
-            let name = site.to_string();
-            if !PROJECTABLE_SITES.contains(&name.as_str()) {
-                return Err(Error::Site {
-                    site: name,
-                    reason: format!("its vectors are not in the residual-stream basis; projectable sites: {}", PROJECTABLE_SITES.join(", ")),
-                });
-            }
+        if let Some(site) = options.sites.iter().find(|s| !s.in_residual_basis()) {
+            let projectable: Vec<String> = Site::all().filter(|s| s.in_residual_basis()).map(|s| s.to_string()).collect();
+            return Err(Error::Site {
+                site: site.to_string(),
+                reason: format!("its vectors are not in the residual-stream basis; projectable sites: {}", projectable.join(", ")),
+            });
         }
         let tokenizer = self.model.tokenizer();
         let token_ids = tokenizer.encode(prompt)?;
