@@ -35,6 +35,12 @@ pub enum ModelError {
     HookName { name: String, reason: String },
     #[error("`{0}` was not recorded in this trace: add its site and layer to TraceOptions")]
     NotRecorded(String),
+    #[error("{path}: {problem}")]
+    HfFolder { path: PathBuf, problem: String },
+    #[error("{path}: key `{key}`: {problem}")]
+    Config { path: PathBuf, key: String, problem: String },
+    #[error("{path} is not a readable safetensors file ({reason}); the file may be truncated or corrupt: download it again")]
+    Safetensors { path: PathBuf, reason: String },
     #[error("fetching the default model failed: {0}")]
     Fetch(String),
     #[error(transparent)]

@@ -76,6 +76,24 @@ impl TextTokenizer {
         Ok(TextTokenizer { inner, pieces })
     }
 
+    /// Loads a Hugging Face `tokenizer.json` (any model the `tokenizers` crate reads: byte-level
+    /// BPE for GPT-2, WordLevel, ...). The pieces are the vocabulary by id, added tokens included;
+    /// ids missing from the vocabulary get an empty piece.
+    pub fn from_tokenizer_json(path: &std::path::Path) -> Result<TextTokenizer> {
+        if !path.is_file() {
+            return Err(ModelError::Tokenizer(format!("{} is missing: the model folder needs its tokenizer.json", path.display())));
+        }
+        let inner = Tokenizer::from_file(path)
+            .map_err(|e| ModelError::Tokenizer(format!("{} is not a readable tokenizer.json: {e}", path.display())))?;
+        let vocab = inner.get_vocab(true);
+        let size = vocab.values().map(|&id| id as usize + 1).max().unwrap_or(0);
+        let mut pieces = vec![String::new(); size];
+        for (piece, id) in vocab {
+            pieces[id as usize] = piece;
+        }
+        Ok(TextTokenizer { inner, pieces })
+    }
+
     /// Token ids of `text`, with no special tokens added (SmolLM2 adds no BOS).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.inner.encode(text, false).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
