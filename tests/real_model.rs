@@ -2,7 +2,7 @@
 //! to f32): tokenizer, forward pass, trace against autograd, ranks, lens parity, the paper's
 //! main observation, and bad input.
 
-use backlens::model::{Kind, LanguageModel, ModelError, Module, Site, TraceOptions};
+use backlens::model::{Kind, ModelError, Module, Site, TraceOptions};
 use backlens::LensOptions;
 use backlens_algebra::{LowRankGradient, RankTolerance};
 use backlens_tests::{assert_close, default_backlens};
@@ -220,7 +220,7 @@ fn trace_gradients_match_finite_differences_of_the_loss() {
 
         let eps = 1e-2;
         let loss_at = |sign: f64| {
-            let mut edited = bl.model().clone();
+            let mut edited = bl.model().boxed_clone();
             let w = bl.model().weight(layer, module).unwrap();
             edited.set_weight(layer, module, (w + (&direction * (sign * eps)).unwrap()).unwrap()).unwrap();
             edited.trace(&ids, PARIS, &TraceOptions::only([])).unwrap().loss as f64
@@ -236,7 +236,7 @@ fn trace_gradients_match_finite_differences_of_the_loss() {
 
 #[test]
 fn set_weight_checks_shapes_and_names() {
-    let mut model = default_backlens().model().clone();
+    let mut model = default_backlens().model().boxed_clone();
     let wrong = Tensor::zeros((3, 4), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
     let err = model.set_weight(3, Module::MlpDown, wrong).unwrap_err().to_string();
     assert!(err.contains("layers.3.mlp.down") && err.contains("[576, 1536]"), "{err}");

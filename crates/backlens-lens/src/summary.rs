@@ -30,8 +30,9 @@ pub struct Projection {
     /// The k least likely tokens, least likely first (ties: lower id first).
     pub bottom: Vec<u32>,
     /// Rank of each of [`ProjectOptions::rank_tokens`]: the number of tokens with a strictly
-    /// greater logit (0 = most likely, V-1 = least likely). `None` for a zero vector, whose
-    /// logits all tie: it carries no update and has no ranking.
+    /// greater logit (0 = most likely, V-1 = least likely). `None` when all logits tie, as for a
+    /// zero vector under a bias-free norm (RMSNorm): it carries no update and has no ranking.
+    /// Under LayerNorm with a bias a zero vector projects to `β·D` and is ranked like any other.
     pub ranks: Vec<Option<usize>>,
 }
 
@@ -43,9 +44,9 @@ pub fn rank_of(logits: &[f32], token: u32) -> usize {
 
 /// Summarises one row of logits of a vector with L2 norm `norm`.
 ///
-/// A zero vector (`norm == 0`) yields empty top/bottom lists and `None` ranks.
+/// A row whose logits all tie has no ranking: empty top/bottom lists and `None` ranks.
 pub fn summarize_row(logits: &[f32], norm: f32, options: &ProjectOptions) -> Projection {
-    if norm == 0.0 {
+    if logits.iter().all(|&x| x == logits[0]) {
         return Projection { norm, top: Vec::new(), bottom: Vec::new(), ranks: vec![None; options.rank_tokens.len()] };
     }
     Projection {

@@ -101,6 +101,20 @@ fn zero_vectors_have_no_ranking() {
 }
 
 #[test]
+fn under_layernorm_a_zero_vector_projects_to_the_bias() {
+    let (weight, bias) = ((tensor(1, 4, 7).squeeze(0).unwrap() + 1.5).unwrap(), tensor(1, 4, 8).squeeze(0).unwrap());
+    let unembed = tensor(20, 4, 2);
+    let lens = LogitLens::new(Norm::Layer { weight, bias: bias.clone(), eps: 1e-5 }, unembed.clone()).unwrap();
+    let zero = Tensor::zeros((1, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let p = lens.project(&zero, &ProjectOptions { k: 3, rank_tokens: (0..20).collect(), normalize: false }).unwrap();
+    // LL(0) = β·D: the paper's "ZERO VECTOR" rows for GPT-2.
+    let bias_logits = unembed.matmul(&bias.unsqueeze(1).unwrap()).unwrap().squeeze(1).unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(p[0].top, full_order(&bias_logits)[..3].to_vec());
+    assert_eq!(p[0].norm, 0.0);
+    assert!(p[0].ranks.iter().all(Option::is_some));
+}
+
+#[test]
 fn rmsnorm_lens_is_odd_so_bottom_of_v_is_top_of_minus_v() {
     let lens = rms_lens(64, 8);
     let v = tensor(4, 8, 5);

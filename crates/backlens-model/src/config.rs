@@ -2,8 +2,18 @@
 
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
+use crate::hf_folder::HfFolder;
 
-/// The hyper-parameters the forward pass needs, read from GGUF metadata.
+/// How Q and K pair their dimensions for the rotary embedding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeLayout {
+    /// Pairs (2i, 2i+1): GGUF files, whose converter permutes Q and K.
+    Interleaved,
+    /// Pairs (i, i + head_dim/2): Hugging Face checkpoints (`rotate_half`).
+    HalfSplit,
+}
+
+/// The hyper-parameters the forward pass needs, read from GGUF metadata or config.json.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
     pub n_layers: usize,
@@ -15,6 +25,7 @@ pub struct LlamaConfig {
     pub rms_eps: f64,
     pub context_length: usize,
     pub vocab_size: usize,
+    pub rope: RopeLayout,
 }
 
 impl LlamaConfig {
@@ -34,6 +45,38 @@ impl LlamaConfig {
             rms_eps: gguf.f64("llama.attention.layer_norm_rms_epsilon")?,
             context_length: gguf.usize("llama.context_length")?,
             vocab_size: gguf.strings("tokenizer.ggml.tokens")?.len(),
+            rope: RopeLayout::Interleaved,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads a Hugging Face `LlamaConfig` (config.json).
+    pub fn from_hf_folder(folder: &HfFolder) -> Result<LlamaConfig> {
+        if let Some(kind) = folder.config().get("model_type").and_then(|v| v.as_str()) {
+            if kind != "llama" {
+                return Err(ModelError::UnsupportedArchitecture(format!(
+                    "{kind} (config.json model_type; this loader reads llama)"
+                )));
+            }
+        }
+        if folder.config().get("rope_scaling").is_some_and(|v| !v.is_null()) {
+            return Err(ModelError::UnsupportedArchitecture(
+                "llama with rope_scaling (config.json): scaled rotary embeddings are not implemented".to_string(),
+            ));
+        }
+        let n_heads = folder.usize("num_attention_heads")?;
+        let cfg = LlamaConfig {
+            n_layers: folder.usize("num_hidden_layers")?,
+            d_model: folder.usize("hidden_size")?,
+            d_ff: folder.usize("intermediate_size")?,
+            n_heads,
+            n_kv_heads: folder.opt_usize("num_key_value_heads").unwrap_or(n_heads),
+            rope_base: folder.opt_f64("rope_theta").unwrap_or(10_000.0),
+            rms_eps: folder.opt_f64("rms_norm_eps").unwrap_or(1e-6),
+            context_length: folder.usize("max_position_embeddings")?,
+            vocab_size: folder.usize("vocab_size")?,
+            rope: RopeLayout::HalfSplit,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -401,4 +401,13 @@ impl LanguageModel for Gpt2 {
         let limits = PromptLimits { vocab_size: self.config.vocab_size, context_length: self.config.context_length };
         trace::run(token_ids, target_id, options, limits, |rec| self.forward(rec, token_ids))
     }
+    fn weight(&self, layer: usize, module: Module) -> Result<&Tensor> {
+        Gpt2::weight(self, layer, module)
+    }
+    fn set_weight(&mut self, layer: usize, module: Module, weight: Tensor) -> Result<()> {
+        Gpt2::set_weight(self, layer, module, weight)
+    }
+    fn boxed_clone(&self) -> Box<dyn LanguageModel> {
+        Box::new(self.clone())
+    }
 }

@@ -21,7 +21,7 @@ pub mod tokenizer;
 pub mod trace;
 
 pub use backlens_ops::Norm;
-pub use config::LlamaConfig;
+pub use config::{LlamaConfig, RopeLayout};
 pub use error::{ModelError, Result};
 pub use gpt2::{Gpt2, Gpt2Activation, Gpt2Config};
 pub use hf_folder::HfFolder;
@@ -33,7 +33,7 @@ pub use trace::{Trace, TraceOptions};
 use candle_core::Tensor;
 
 /// What the lens and the reports need from a model, whatever its architecture.
-pub trait LanguageModel {
+pub trait LanguageModel: Send + Sync {
     /// A human-readable model name.
     fn name(&self) -> &str;
     /// Number of transformer blocks.
@@ -52,4 +52,29 @@ pub trait LanguageModel {
     fn embedding(&self) -> &Tensor;
     /// One forward and one backward pass of `-log p(target_id | token_ids)`, recording hooks.
     fn trace(&self, token_ids: &[u32], target_id: u32, options: &TraceOptions) -> Result<Trace>;
+    /// The weight of a linear module. # Shapes (d_out, d_in), the canonical layout
+    fn weight(&self, layer: usize, module: Module) -> Result<&Tensor>;
+    /// Replaces the weight of a linear module (same shape), e.g. for an edit.
+    fn set_weight(&mut self, layer: usize, module: Module, weight: Tensor) -> Result<()>;
+    /// A copy whose weights can be edited without touching this one (tensors are shared until
+    /// replaced, so this is cheap).
+    fn boxed_clone(&self) -> Box<dyn LanguageModel>;
+}
+
+/// Loads a model from a path: a GGUF file (Llama architecture) or a Hugging Face folder whose
+/// config.json says `model_type` `llama` or `gpt2`.
+pub fn load(path: &std::path::Path, device: &candle_core::Device) -> Result<Box<dyn LanguageModel>> {
+    if path.is_dir() {
+        let folder = HfFolder::open(path)?;
+        let model_type = folder.config().get("model_type").and_then(|v| v.as_str()).unwrap_or("");
+        return match model_type {
+            "llama" => Ok(Box::new(Llama::from_hf_folder(path, device)?)),
+            "gpt2" => Ok(Box::new(Gpt2::from_hf_folder(path, device)?)),
+            other => Err(ModelError::UnsupportedArchitecture(format!(
+                "{other:?} (config.json model_type in {}; supported: llama, gpt2)",
+                path.display()
+            ))),
+        };
+    }
+    Ok(Box::new(Llama::from_gguf(path, device)?))
 }

@@ -1,14 +1,16 @@
-//! Llama-architecture decoder (SmolLM2, Llama 2/3) from a GGUF file, written with
+//! Llama-architecture decoder (SmolLM2, Llama 2/3) from a GGUF file or a Hugging Face folder, written with
 //! differentiable candle ops only so that a single backward pass reaches every hook.
 //!
 //! Block l:  h ← h + o(attn(rope(q(n₁(h))), rope(k(n₁(h))), v(n₁(h))))
 //!           h ← h + down(silu(gate(n₂(h))) ⊙ up(n₂(h)))
 //! Output:   logits = E · n_f(h_T)  (tied unembedding when the file has no `output.weight`).
 //!
-//! GGUF stores Q and K permuted for interleaved RoPE (pairs (2i, 2i+1) rotate together), so
-//! this file uses `rope_i`; Hugging Face checkpoints use the half-split layout instead.
+//! GGUF stores Q and K permuted for interleaved RoPE (pairs (2i, 2i+1) rotate together);
+//! Hugging Face checkpoints use the half-split layout (i rotates with i + hd/2). The config
+//! records which ([`RopeLayout`]).
 
-use crate::config::LlamaConfig;
+use crate::config::{LlamaConfig, RopeLayout};
+use crate::hf_folder::HfFolder;
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
 use crate::hooks::{Kind, Module};
@@ -52,50 +54,109 @@ pub struct Llama {
     final_norm: Norm,
 }
 
+/// How a checkpoint names a Llama's tensors.
+struct TensorNames {
+    embed: &'static str,
+    final_norm: &'static str,
+    unembed: &'static str,
+    /// Prefix of block l's tensors.
+    block: fn(usize) -> String,
+    /// Per block, in the order attn_norm, q, k, v, o, mlp_norm, gate, up, down.
+    in_block: [&'static str; 9],
+}
+
+const GGUF_NAMES: TensorNames = TensorNames {
+    embed: "token_embd.weight",
+    final_norm: "output_norm.weight",
+    unembed: "output.weight",
+    block: |l| format!("blk.{l}."),
+    in_block: ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"],
+};
+
+const HF_NAMES: TensorNames = TensorNames {
+    embed: "model.embed_tokens.weight",
+    final_norm: "model.norm.weight",
+    unembed: "lm_head.weight",
+    block: |l| format!("model.layers.{l}."),
+    in_block: [
+        "input_layernorm",
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.o_proj",
+        "post_attention_layernorm",
+        "mlp.gate_proj",
+        "mlp.up_proj",
+        "mlp.down_proj",
+    ],
+};
+
+/// Every tensor to load with its canonical shape: embedding, final norm, (unembedding), then
+/// the nine tensors of each block.
+fn tensor_specs(c: &LlamaConfig, names: &TensorNames, tied: bool) -> Vec<(String, Vec<usize>)> {
+    let (d, hd) = (c.d_model, c.head_dim());
+    let mut specs = vec![(names.embed.to_string(), vec![c.vocab_size, d]), (names.final_norm.to_string(), vec![d])];
+    if !tied {
+        specs.push((names.unembed.to_string(), vec![c.vocab_size, d]));
+    }
+    let block_shapes = [
+        vec![d],
+        vec![c.n_heads * hd, d],
+        vec![c.n_kv_heads * hd, d],
+        vec![c.n_kv_heads * hd, d],
+        vec![d, c.n_heads * hd],
+        vec![d],
+        vec![c.d_ff, d],
+        vec![c.d_ff, d],
+        vec![d, c.d_ff],
+    ];
+    for l in 0..c.n_layers {
+        let prefix = (names.block)(l);
+        for (suffix, shape) in names.in_block.iter().zip(&block_shapes) {
+            specs.push((format!("{prefix}{suffix}.weight"), shape.clone()));
+        }
+    }
+    specs
+}
+
 impl Llama {
     /// Loads a GGUF file, dequantizing every tensor to f32 and checking every shape.
     pub fn from_gguf(path: &Path, device: &Device) -> Result<Llama> {
         let gguf = GgufFile::open(path)?;
         let config = LlamaConfig::from_gguf(&gguf)?;
-        let c = &config;
-        let (d, hd) = (c.d_model, c.head_dim());
-        let tied = !gguf.has_tensor("output.weight");
-        let mut specs: Vec<(String, Vec<usize>)> = vec![
-            ("token_embd.weight".into(), vec![c.vocab_size, d]),
-            ("output_norm.weight".into(), vec![d]),
-        ];
-        if !tied {
-            specs.push(("output.weight".into(), vec![c.vocab_size, d]));
-        }
-        const BLOCK_TENSORS: usize = 9;
-        for l in 0..c.n_layers {
-            for (suffix, shape) in [
-                ("attn_norm", vec![d]),
-                ("attn_q", vec![c.n_heads * hd, d]),
-                ("attn_k", vec![c.n_kv_heads * hd, d]),
-                ("attn_v", vec![c.n_kv_heads * hd, d]),
-                ("attn_output", vec![d, c.n_heads * hd]),
-                ("ffn_norm", vec![d]),
-                ("ffn_gate", vec![c.d_ff, d]),
-                ("ffn_up", vec![c.d_ff, d]),
-                ("ffn_down", vec![d, c.d_ff]),
-            ] {
-                specs.push((format!("blk.{l}.{suffix}.weight"), shape));
-            }
-        }
+        let tied = !gguf.has_tensor(GGUF_NAMES.unembed);
+        let specs = tensor_specs(&config, &GGUF_NAMES, tied);
         // The tokenizer builds while the tensors load.
         let (tokenizer, tensors) = std::thread::scope(|scope| {
             let tokenizer = scope.spawn(|| TextTokenizer::from_gguf(&gguf));
             let tensors = gguf.tensors(&specs, device);
             (tokenizer.join().expect("tokenizer thread panicked"), tensors)
         });
-        let (tokenizer, mut tensors) = (tokenizer?, tensors?.into_iter());
+        // The file name identifies a checkpoint and its quantization better than `general.name`.
+        let name = path.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Llama::assemble(name, config, tokenizer?, tied, tensors?))
+    }
+
+    /// Loads a Hugging Face `LlamaForCausalLM` folder (config.json, safetensors, tokenizer.json).
+    /// Its Q and K use the half-split RoPE layout.
+    pub fn from_hf_folder(dir: &Path, device: &Device) -> Result<Llama> {
+        let folder = HfFolder::open(dir)?;
+        let config = LlamaConfig::from_hf_folder(&folder)?;
+        let tied = folder.opt_bool("tie_word_embeddings") == Some(true) || !folder.has_tensor(HF_NAMES.unembed);
+        let tensors = folder.tensors(&tensor_specs(&config, &HF_NAMES, tied), device)?;
+        let name = dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Llama::assemble(name, config, folder.tokenizer()?, tied, tensors))
+    }
+
+    /// Builds the model from tensors in [`tensor_specs`] order.
+    fn assemble(name: String, config: LlamaConfig, tokenizer: TextTokenizer, tied: bool, tensors: Vec<Tensor>) -> Llama {
+        let mut tensors = tensors.into_iter();
         let mut next = || tensors.next().expect("one tensor per spec");
-        let rms = |weight: Tensor| Norm::Rms { weight, eps: c.rms_eps };
+        let rms = |weight: Tensor| Norm::Rms { weight, eps: config.rms_eps };
         let embed = next();
         let final_norm = rms(next());
         let unembed = if tied { embed.clone() } else { next() };
-        let blocks = (0..c.n_layers)
+        let blocks = (0..config.n_layers)
             .map(|_| {
                 let attn_norm = rms(next());
                 let (q, k, v, o) = (next(), next(), next(), next());
@@ -104,10 +165,7 @@ impl Llama {
                 Block { attn_norm, mlp_norm, linear: [q, k, v, o, gate, up, down] }
             })
             .collect();
-        debug_assert_eq!(specs.len(), 2 + usize::from(!tied) + BLOCK_TENSORS * c.n_layers);
-        // The file name identifies a checkpoint and its quantization better than `general.name`.
-        let name = path.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Llama { name, config, tokenizer, embed, unembed, blocks, final_norm })
+        Llama { name, config, tokenizer, embed, unembed, blocks, final_norm }
     }
 
     /// The hyper-parameters.
@@ -184,8 +242,12 @@ impl Llama {
         let q = heads(rec.linear(l, Module::AttnQ, x, b.w(Module::AttnQ), None)?, c.n_heads)?;
         let k = heads(rec.linear(l, Module::AttnK, x, b.w(Module::AttnK), None)?, c.n_kv_heads)?;
         let v = heads(rec.linear(l, Module::AttnV, x, b.w(Module::AttnV), None)?, c.n_kv_heads)?;
-        let q = candle_nn::rotary_emb::rope_i_slow(&q, &rope.0, &rope.1)?.squeeze(0)?; // (H, T, hd)
-        let k = candle_nn::rotary_emb::rope_i_slow(&k, &rope.0, &rope.1)?.squeeze(0)?; // (KV, T, hd)
+        let rotate = match c.rope {
+            RopeLayout::Interleaved => candle_nn::rotary_emb::rope_i_slow,
+            RopeLayout::HalfSplit => candle_nn::rotary_emb::rope_slow,
+        };
+        let q = rotate(&q, &rope.0, &rope.1)?.squeeze(0)?; // (H, T, hd)
+        let k = rotate(&k, &rope.0, &rope.1)?.squeeze(0)?; // (KV, T, hd)
         let v = v.squeeze(0)?; // (KV, T, hd)
         // Grouped-query attention: query head h reads KV head h / (H / KV).
         let repeat = |kv: Tensor| -> Result<Tensor> {
@@ -268,5 +330,14 @@ impl LanguageModel for Llama {
     fn trace(&self, token_ids: &[u32], target_id: u32, options: &TraceOptions) -> Result<Trace> {
         let limits = PromptLimits { vocab_size: self.config.vocab_size, context_length: self.config.context_length };
         trace::run(token_ids, target_id, options, limits, |rec| self.forward(rec, token_ids))
+    }
+    fn weight(&self, layer: usize, module: Module) -> Result<&Tensor> {
+        Llama::weight(self, layer, module)
+    }
+    fn set_weight(&mut self, layer: usize, module: Module, weight: Tensor) -> Result<()> {
+        Llama::set_weight(self, layer, module, weight)
+    }
+    fn boxed_clone(&self) -> Box<dyn LanguageModel> {
+        Box::new(self.clone())
     }
 }

@@ -1,7 +1,8 @@
 //! From a prompt and a target to a [`Report`]: trace, then project every site in one batch.
 
 use backlens_lens::{LensError, LogitLens, ProjectOptions};
-use backlens_model::{default_model, HookPoint, LanguageModel, Llama, ModelError, Site, Trace, TraceOptions};
+use crate::spec::ModelSpec;
+use backlens_model::{default_model, HookPoint, LanguageModel, ModelError, Site, Trace, TraceOptions};
 use candle_core::{Device, Tensor};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -18,10 +19,19 @@ pub enum Error {
     Site { site: String, reason: String },
     #[error(transparent)]
     Plot(#[from] backlens_plot::PlotError),
+    /// Boxed: hub errors carry several paths and would make every `Result` large.
+    #[error(transparent)]
+    Hub(Box<backlens_hub::HubError>),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<backlens_hub::HubError> for Error {
+    fn from(e: backlens_hub::HubError) -> Error {
+        Error::Hub(Box::new(e))
+    }
 }
 
 /// What [`Backlens::analyze`] projects and keeps.
@@ -88,7 +98,7 @@ impl Report {
 
 /// A loaded model with its logit lens.
 pub struct Backlens {
-    model: Llama,
+    model: Box<dyn LanguageModel>,
     lens: LogitLens,
 }
 
@@ -98,20 +108,30 @@ impl Backlens {
         Backlens::load(&default_model::ensure_default_model()?)
     }
 
-    /// Loads a GGUF model file on the CPU.
+    /// Loads a model on the CPU from a GGUF file or a Hugging Face folder (see
+    /// [`backlens_model::load`]).
     pub fn load(path: &Path) -> Result<Backlens, Error> {
-        Backlens::from_model(Llama::from_gguf(path, &Device::Cpu)?)
+        Backlens::from_model(backlens_model::load(path, &Device::Cpu)?)
+    }
+
+    /// Loads what a [`ModelSpec`] names, downloading `hf:` repositories into the Hub cache.
+    pub fn load_spec(spec: &ModelSpec) -> Result<Backlens, Error> {
+        match spec {
+            ModelSpec::Default => Backlens::load_default(),
+            ModelSpec::Path(path) => Backlens::load(path),
+            ModelSpec::Hub(hub) => Backlens::load(&crate::spec::fetch_hub_model(hub)?),
+        }
     }
 
     /// Wraps an already loaded model.
-    pub fn from_model(model: Llama) -> Result<Backlens, Error> {
+    pub fn from_model(model: Box<dyn LanguageModel>) -> Result<Backlens, Error> {
         let lens = LogitLens::new(model.final_norm().clone(), model.unembedding().clone())?;
         Ok(Backlens { model, lens })
     }
 
     /// The model.
-    pub fn model(&self) -> &Llama {
-        &self.model
+    pub fn model(&self) -> &dyn LanguageModel {
+        self.model.as_ref()
     }
 
     /// The logit lens of the model.

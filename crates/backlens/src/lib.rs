@@ -19,6 +19,7 @@
 
 mod analysis;
 mod figure;
+mod spec;
 mod terminal;
 
 pub use analysis::{Backlens, Error, LensOptions, Report, ReportCell};
@@ -27,6 +28,8 @@ pub use backlens_lens as lens;
 pub use backlens_model as model;
 pub use backlens_plot as plot;
 pub use figure::CellText;
+pub use spec::ModelSpec;
+pub use backlens_hub as hub;
 
 /// The README's Rust examples, compiled as doctests so that they cannot rot.
 #[doc = include_str!("../../../README.md")]

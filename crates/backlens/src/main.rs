@@ -1,8 +1,8 @@
 //! The `backlens` command: the Backward Lens of a prompt and a target, and a benchmark.
 
 use anyhow::{Context, Result};
-use backlens::model::{LanguageModel, Site};
-use backlens::{Backlens, CellText, LensOptions, Report};
+use backlens::model::Site;
+use backlens::{Backlens, CellText, LensOptions, ModelSpec, Report};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,9 +24,10 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct ModelArgs {
-    /// A GGUF model file (default: SmolLM2-135M-Instruct, fetched once into $BACKLENS_HOME).
+    /// A GGUF file, a Hugging Face folder, or hf:org/name[@revision]
+    /// (default: SmolLM2-135M-Instruct, fetched once into $BACKLENS_HOME).
     #[arg(long)]
-    model: Option<PathBuf>,
+    model: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -113,10 +114,11 @@ fn pin_thread_count() {
 }
 
 fn load(args: &ModelArgs) -> Result<Backlens> {
-    Ok(match &args.model {
-        Some(path) => Backlens::load(path)?,
-        None => Backlens::load_default()?,
-    })
+    let spec = match &args.model {
+        Some(text) => text.parse()?,
+        None => ModelSpec::Default,
+    };
+    Ok(Backlens::load_spec(&spec)?)
 }
 
 fn options(q: &QueryArgs) -> Result<LensOptions> {

@@ -77,3 +77,44 @@ fn bench_reports_every_phase() {
         assert!(stdout.contains(phase), "missing {phase}: {stdout}");
     }
 }
+
+fn golden(name: &str) -> String {
+    // The workspace root holds tests/golden (tiny transformers-built checkpoints).
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.join("tests/golden").join(name).to_string_lossy().into_owned()
+}
+
+#[test]
+fn lens_runs_on_hugging_face_folders_of_both_architectures() {
+    for name in ["gpt2-tiny", "llama-tiny"] {
+        let out = scratch(name);
+        let run = backlens(&["lens", "--model", &golden(name), "--prompt", "The capital of France is", "--target", " Paris", "--out", out.to_str().unwrap()]);
+        assert!(run.status.success(), "{name}: {}", String::from_utf8_lossy(&run.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("lens.json")).unwrap()).unwrap();
+        assert_eq!(json["model"], name);
+        assert_eq!(json["target_id"], 279, "{name}");
+        assert_eq!(json["sites"]["mlp.down.vjp"].as_array().unwrap().len(), 2, "{name}: two layers");
+        // GPT-2's final norm has a bias, so even a zero VJP has a ranking (the paper's "ZERO
+        // VECTOR" rows); RMSNorm maps it to all-zero logits, which have none.
+        let zero_cell = &json["sites"]["mlp.down.vjp"][1][0];
+        assert_eq!(zero_cell["norm"], 0.0, "{name}");
+        assert_eq!(zero_cell["target_rank"].is_null(), name.starts_with("llama"), "{name}: {zero_cell}");
+        std::fs::remove_dir_all(out).ok();
+    }
+}
+
+#[test]
+fn an_uncached_hub_model_fails_fast_when_offline() {
+    let cache = scratch("empty-hub-cache");
+    let start = std::time::Instant::now();
+    let run = Command::new(env!("CARGO_BIN_EXE_backlens"))
+        .args(["lens", "--model", "hf:openai-community/gpt2", "--out", "/tmp/unused"])
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", &cache)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("openai-community/gpt2") && stderr.contains("config.json") && stderr.contains(&*cache.to_string_lossy()), "{stderr}");
+    assert!(start.elapsed().as_secs() < 10, "took {:?}", start.elapsed());
+}
