@@ -118,3 +118,46 @@ fn an_uncached_hub_model_fails_fast_when_offline() {
     assert!(stderr.contains("openai-community/gpt2") && stderr.contains("config.json") && stderr.contains(&*cache.to_string_lossy()), "{stderr}");
     assert!(start.elapsed().as_secs() < 10, "took {:?}", start.elapsed());
 }
+
+/// The Hub-layout HTTP server of the hub crate's tests, shared rather than copied.
+#[path = "../../backlens-hub/tests/common/mod.rs"]
+mod fake_hub;
+
+/// `--model hf:org/name` end to end: a local server speaking the Hub's URL layout (`HF_ENDPOINT`)
+/// serves the golden tiny GPT-2; the CLI downloads it into `HF_HOME`, loads and traces it. A
+/// second run, offline with the server gone, is served from the cache.
+#[test]
+fn lens_downloads_a_hub_model_from_a_local_hub_server() {
+    let dir = PathBuf::from(golden("gpt2-tiny"));
+    let mut repo = fake_hub::FakeRepo::new("acme/gpt2-tiny", "0123456789abcdef0123456789abcdef01234567");
+    for file in ["config.json", "tokenizer.json", "model.safetensors"] {
+        repo = repo.file(file, std::fs::read(dir.join(file)).unwrap());
+    }
+    let hub = fake_hub::FakeHub::start(vec![repo]);
+    let home = scratch("hf-home");
+    let out = scratch("hub-out");
+    let run_with = |extra_env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_backlens"));
+        cmd.args(["lens", "--model", "hf:acme/gpt2-tiny", "--prompt", "The capital of France is", "--target", " Paris", "--out", out.to_str().unwrap()])
+            .env("HF_HOME", &home)
+            .env_remove("HF_HUB_OFFLINE")
+            .env_remove("HF_HUB_CACHE")
+            .env_remove("HUGGINGFACE_HUB_CACHE");
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let online = run_with(&[("HF_ENDPOINT", &hub.endpoint)]);
+    assert!(online.status.success(), "{}", String::from_utf8_lossy(&online.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("lens.json")).unwrap()).unwrap();
+    assert_eq!(json["target_id"], 279);
+    assert!(hub.request_count() >= 3, "the files came from the server");
+    assert!(home.join("hub/models--acme--gpt2-tiny/snapshots").is_dir());
+    hub.stop();
+
+    let offline = run_with(&[("HF_HUB_OFFLINE", "1")]);
+    assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stderr));
+    std::fs::remove_dir_all(&home).ok();
+    std::fs::remove_dir_all(&out).ok();
+}
