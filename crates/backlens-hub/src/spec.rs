@@ -10,7 +10,8 @@ pub const DEFAULT_REVISION: &str = "main";
 /// The prefix that marks a Hub model specification.
 pub const HUB_PREFIX: &str = "hf:";
 
-/// A model on the Hugging Face Hub: `hf:org/name[@revision]` (revision defaults to `main`).
+/// A model on the Hugging Face Hub: `hf:org/name[@revision]` (revision defaults to `main`), or
+/// `hf:name` for the Hub's legacy canonical repositories such as `hf:gpt2`.
 ///
 /// ```
 /// use backlens_hub::HubSpec;
@@ -146,20 +147,20 @@ impl FromStr for HubSpec {
             }
             None => (rest, DEFAULT_REVISION),
         };
-        let Some((org, name)) = repo.split_once('/') else {
-            return Err(invalid(
-                input,
-                format!("the repository {repo:?} has no '/' (write it as org/name)"),
-            ));
-        };
-        if name.contains('/') {
-            return Err(invalid(
-                input,
-                format!("the repository {repo:?} has more than one '/' (write it as org/name)"),
-            ));
+        // Legacy canonical repositories have no organisation (`gpt2`, `bert-base-uncased`).
+        match repo.split_once('/') {
+            None => check_repo_part(input, "model name", repo)?,
+            Some((_, name)) if name.contains('/') => {
+                return Err(invalid(
+                    input,
+                    format!("the repository {repo:?} has more than one '/' (write it as org/name)"),
+                ));
+            }
+            Some((org, name)) => {
+                check_repo_part(input, "organisation", org)?;
+                check_repo_part(input, "model name", name)?;
+            }
         }
-        check_repo_part(input, "organisation", org)?;
-        check_repo_part(input, "model name", name)?;
         check_revision(input, revision)?;
         Ok(HubSpec {
             repo: repo.to_string(),

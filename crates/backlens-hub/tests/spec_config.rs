@@ -39,13 +39,16 @@ fn parses_and_round_trips() {
         "models--a--b"
     );
     assert!(HubSpec::is_hub_spec("hf:a/b") && !HubSpec::is_hub_spec("./models/a"));
+    // Legacy canonical repositories have no organisation.
+    let gpt2: HubSpec = "hf:gpt2".parse().unwrap();
+    assert_eq!((gpt2.repo.as_str(), gpt2.cache_folder_name().as_str()), ("gpt2", "models--gpt2"));
+    assert_eq!(gpt2.to_string(), "hf:gpt2");
 }
 
 #[test]
 fn rejects_malformed_specs_with_clear_reasons() {
     let cases = [
         ("hf:", "missing"),
-        ("hf:noslash", "no '/'"),
         ("hf:a/b@", "empty"),
         ("hf:a/b/c", "more than one '/'"),
         ("hf:/b", "organisation is empty"),
