@@ -23,11 +23,12 @@
 use crate::error::{ModelError, Result};
 use crate::hf_folder::HfFolder;
 use crate::hooks::{Kind, Module};
+use crate::layers;
 use crate::tokenizer::TextTokenizer;
 use crate::trace::{self, PromptLimits, Recorder, Trace, TraceOptions};
 use crate::LanguageModel;
-use backlens_ops::{linear, Norm};
-use candle_core::{DType, Device, Tensor, D};
+use backlens_ops::Norm;
+use candle_core::{DType, Device, Tensor};
 use std::path::Path;
 
 /// The activation of the MLP.
@@ -322,10 +323,7 @@ impl Gpt2 {
         if c.scale_attn_by_inverse_layer_idx {
             scale /= (l + 1) as f64;
         }
-        let scores = (q.matmul(&k.t()?)? * scale)?; // (H, T, T)
-        let probs = candle_nn::ops::softmax(&scores.broadcast_add(mask)?, D::Minus1)?;
-        let mixed = probs.matmul(&v)?; // (H, T, hd)
-        let mixed = mixed.transpose(0, 1)?.reshape((t, c.d_model))?; // (T, d)
+        let mixed = layers::causal_attention(&q, &k, &v, scale, mask)?; // (T, d)
         rec.linear(l, Module::AttnO, &mixed, b.w(Module::AttnO), Some(b.b(Module::AttnO)))
     }
 
@@ -354,9 +352,7 @@ impl Gpt2 {
         let tok = self.embed.index_select(&ids, 0)?; // (T, d)
         let pos = self.positions.narrow(0, 0, t)?; // (T, d)
         let mut h = (tok + pos)?; // (T, d)
-        let mask: Vec<f32> =
-            (0..t * t).map(|i| if i % t > i / t { f32::NEG_INFINITY } else { 0.0 }).collect();
-        let mask = Tensor::from_vec(mask, (t, t), device)?; // (T, T), -inf above the diagonal
+        let mask = layers::causal_mask(t, device)?; // (T, T)
         for l in 0..self.blocks.len() {
             let b = &self.blocks[l];
             h = rec.hook(l, Module::Block, Kind::Input, h)?;
@@ -365,9 +361,7 @@ impl Gpt2 {
             let mlp = self.mlp(rec, l, &b.ln_2.forward(&h)?)?;
             h = rec.hook(l, Module::Block, Kind::Output, (h + mlp)?)?;
         }
-        let last = h.narrow(0, t - 1, 1)?; // (1, d): only the last position reaches the loss
-        let logits = linear(&self.final_norm.forward(&last)?, &self.unembed, None)?; // (1, V)
-        Ok(logits.squeeze(0)?)
+        layers::last_token_logits(&h, &self.final_norm, &self.unembed) // (V)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod gguf;
 mod gpt2;
 pub mod hf_folder;
 pub mod hooks;
+pub mod layers;
 mod llama;
 pub mod tokenizer;
 pub mod trace;

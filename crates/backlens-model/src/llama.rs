@@ -14,11 +14,12 @@ use crate::hf_folder::HfFolder;
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
 use crate::hooks::{Kind, Module};
+use crate::layers;
 use crate::tokenizer::TextTokenizer;
 use crate::trace::{self, PromptLimits, Recorder, Trace, TraceOptions};
 use crate::LanguageModel;
-use backlens_ops::{linear, Norm};
-use candle_core::{DType, Device, Tensor, D};
+use backlens_ops::Norm;
+use candle_core::{DType, Device, Tensor};
 use std::path::Path;
 
 /// The weights of one block, in checkpoint layout (out, in).
@@ -255,10 +256,7 @@ impl Llama {
             Ok(kv.unsqueeze(1)?.broadcast_as((c.n_kv_heads, rep, t, hd))?.reshape((c.n_heads, t, hd))?)
         };
         let (k, v) = (repeat(k)?, repeat(v)?); // (H, T, hd)
-        let scores = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?; // (H, T, T)
-        let probs = candle_nn::ops::softmax(&scores.broadcast_add(mask)?, D::Minus1)?;
-        let mixed = probs.matmul(&v)?; // (H, T, hd)
-        let mixed = mixed.transpose(0, 1)?.reshape((t, c.n_heads * hd))?; // (T, H·hd)
+        let mixed = layers::causal_attention(&q, &k, &v, 1.0 / (hd as f64).sqrt(), mask)?; // (T, H·hd)
         rec.linear(l, Module::AttnO, &mixed, b.w(Module::AttnO), None)
     }
 
@@ -284,9 +282,7 @@ impl Llama {
         let ids = Tensor::new(token_ids, device)?;
         let mut h = self.embed.index_select(&ids, 0)?; // (T, d)
         let rope = self.rope_tables(t, device)?;
-        let mask: Vec<f32> =
-            (0..t * t).map(|i| if i % t > i / t { f32::NEG_INFINITY } else { 0.0 }).collect();
-        let mask = Tensor::from_vec(mask, (t, t), device)?; // (T, T), -inf above the diagonal
+        let mask = layers::causal_mask(t, device)?; // (T, T)
         for l in 0..self.blocks.len() {
             let b = &self.blocks[l];
             h = rec.hook(l, Module::Block, Kind::Input, h)?;
@@ -295,9 +291,7 @@ impl Llama {
             let mlp = self.mlp(rec, l, &b.mlp_norm.forward(&h)?)?;
             h = rec.hook(l, Module::Block, Kind::Output, (h + mlp)?)?;
         }
-        let last = h.narrow(0, t - 1, 1)?; // (1, d): only the last position reaches the loss
-        let logits = linear(&self.final_norm.forward(&last)?, &self.unembed, None)?; // (1, V)
-        Ok(logits.squeeze(0)?)
+        layers::last_token_logits(&h, &self.final_norm, &self.unembed) // (V)
     }
 }
 
