@@ -5,8 +5,8 @@
 use backlens::model::{Kind, ModelError, Module, Site, TraceOptions};
 use backlens::LensOptions;
 use backlens_algebra::{LowRankGradient, RankTolerance};
-use backlens_tests::{assert_close, default_backlens};
-use candle_core::{Tensor, Var, D};
+use backlens_tests::{assert_close, default_backlens, lemma_5_1_top_vjp};
+use candle_core::Tensor;
 
 const MESSI: &str = "Lionel Messi plays for";
 const PARIS: u32 = 7042;
@@ -121,26 +121,9 @@ fn top_vjp_is_the_closed_form_of_lemma_5_1() {
     let n = ids.len();
     let h = trace.get(out.at(last)).unwrap().narrow(0, n - 1, 1).unwrap(); // (1, d)
 
-    let probs = softmax(&trace.logits); // (V)
-    let mut onehot = vec![0f32; probs.dim(0).unwrap()];
-    onehot[PARIS as usize] = 1.0;
-    let onehot = Tensor::new(onehot, probs.device()).unwrap();
-    let delta_logits = (probs - onehot).unwrap().unsqueeze(0).unwrap(); // (1, V)
-    let delta_normed = delta_logits.matmul(bl.model().unembedding()).unwrap(); // (1, d) = Σ_k δ[k] E[k]
-    // Backward through the final norm alone: d/dh <norm(h), delta_normed>.
-    let h_var = Var::from_tensor(&h).unwrap();
-    let y = bl.model().final_norm().forward(h_var.as_tensor()).unwrap();
-    let grads = (y * &delta_normed).unwrap().sum_all().unwrap().backward().unwrap();
-    let closed_form = grads.get(h_var.as_tensor()).unwrap();
+    let top = lemma_5_1_top_vjp(bl.model(), &trace.logits, PARIS, &h);
     let traced = trace.get(vjp.at(last)).unwrap().narrow(0, n - 1, 1).unwrap();
-    assert_close("δ_n at the last block vs closed form", &traced, closed_form, 1e-7, 1e-4);
-}
-
-/// Softmax written out here, independent of the model's code.
-fn softmax(logits: &Tensor) -> Tensor {
-    let max = logits.max_keepdim(D::Minus1).unwrap();
-    let e = logits.broadcast_sub(&max).unwrap().exp().unwrap();
-    e.broadcast_div(&e.sum_keepdim(D::Minus1).unwrap()).unwrap()
+    assert_close("δ_n at the last block vs closed form", &traced, &top.at_residual, 1e-7, 1e-4);
 }
 
 /// The paper's main observation, on a real model: for "Lionel Messi plays for" → " Paris", the

@@ -30,6 +30,17 @@
 //! the layer as it runs, so they do not depend on how a checkpoint stores the weight (GPT-2's
 //! `Conv1D` stores `(d_in, d_out)`; use [`LowRankGradient::dense_transposed`] for that layout).
 //!
+//! # The paper's statements
+//!
+//! * Lemma 4.1 (rank ≤ n, and with a bias `dL/db = sum_i delta_i`): [`LowRankGradient::dense`],
+//!   [`LowRankGradient::bias_gradient`], [`LowRankGradient::numerical_rank`].
+//! * Lemma 5.2 (imprint and shift) and the Forward Pass Shift of Section 7, exactly:
+//!   [`imprint_shift`].
+//! * Neuron-level analysis (Appendix C): [`neurons`] (cosine similarity, signed top-k lens
+//!   intersection).
+//!
+//! The crate's `README.md` lists each statement with the test that proves it.
+//!
 //! # Numerics
 //!
 //! Spectral quantities ([`LowRankGradient::singular_values`],
@@ -63,6 +74,12 @@
 //! ```
 
 #![deny(missing_docs)]
+
+pub mod imprint_shift;
+pub mod neurons;
+
+pub use imprint_shift::{forward_pass_shift, forward_pass_shift_change, predicted_change, single_token_step};
+pub use neurons::{cosine_similarity, top_k_intersection, LensReading, SpanningSet};
 
 use candle_core::{DType, Device, Tensor};
 use faer::Mat;
@@ -201,6 +218,16 @@ pub enum AlgebraError {
         shape: Vec<usize>,
     },
 
+    /// Arguments of a rank-one update, a similarity or a comparison have incompatible shapes or
+    /// dtypes.
+    #[error("{op}: {detail}")]
+    ShapeMismatch {
+        /// The function that refused its arguments.
+        op: &'static str,
+        /// What was expected and what was given (shapes, dtypes).
+        detail: String,
+    },
+
     /// faer's SVD did not converge.
     #[error("SVD of a {rows}x{cols} matrix did not converge: {message}")]
     SvdFailed {
@@ -333,6 +360,21 @@ impl LowRankGradient {
     /// Returns `(d_out, d_in)`.
     pub fn dense(&self) -> Result<Tensor> {
         Ok(self.delta.t()?.matmul(&self.x)?)
+    }
+
+    /// The gradient of a bias `b` of the same layer, `y_i = W x_i + b`: **Lemma 4.1 with a bias**,
+    /// `dL/db = sum_i delta_i` (the column sums of `Delta`), while `dL/dW` is still
+    /// [`dense`](Self::dense) `= Delta^T X`.
+    ///
+    /// Equivalently the bias is a weight column whose input is the constant 1: the gradient of
+    /// the augmented weight `[W | b]` is `Delta^T [X | 1]`, again a sum of `n` outer products, so
+    /// its rank is also at most `n`. Proven by `tests/properties.rs::bias_gradient_equals_autograd`
+    /// and `bias_gradient_equals_finite_differences`.
+    ///
+    /// # Shapes
+    /// Returns `(d_out)`.
+    pub fn bias_gradient(&self) -> Result<Tensor> {
+        Ok(self.delta.sum(0)?)
     }
 
     /// The transposed dense gradient `X^T Delta`, in the layout of a GPT-2 `Conv1D` weight

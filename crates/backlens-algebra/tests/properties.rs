@@ -373,3 +373,141 @@ proptest! {
         assert_close(&dt, &dense.t().unwrap(), atol, rtol, "dense_transposed")?;
     }
 }
+
+/// `y = x W^T + b` through candle's ordinary matmul, followed by a non-linear loss
+/// `L = sum(C * y^2)`, so the VJPs `delta = 2 C * y` are genuine (they depend on W, b and x).
+/// The VJPs are read from a zero probe `p` (`y + p`), the way the model's trace reads them.
+/// Returns `(dL/dW, dL/db, Delta)` from autograd.
+fn biased_autograd(x: &Tensor, w: &Tensor, b: &Tensor, c: &Tensor) -> (Tensor, Tensor, Tensor) {
+    let (w, b) = (Var::from_tensor(w).unwrap(), Var::from_tensor(b).unwrap());
+    let y = x.matmul(&w.as_tensor().t().unwrap()).unwrap().broadcast_add(b.as_tensor()).unwrap();
+    let probe = Var::zeros(y.shape(), y.dtype(), y.device()).unwrap();
+    let y = (y + probe.as_tensor()).unwrap();
+    let grads = (c * y.sqr().unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
+    (
+        grads.get(w.as_tensor()).expect("dL/dW").clone(),
+        grads.get(b.as_tensor()).expect("dL/db").clone(),
+        grads.get(probe.as_tensor()).expect("dL/dy").clone(),
+    )
+}
+
+/// `(n, d_in, d_out, x, w, b, c)` data for a biased layer.
+#[allow(clippy::type_complexity)]
+fn biased_layer(
+    dims: impl Strategy<Value = (usize, usize, usize)>,
+) -> impl Strategy<Value = (usize, usize, usize, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)> {
+    dims.prop_flat_map(|(n, di, d_o)| {
+        (Just(n), Just(di), Just(d_o), data(n * di), data(d_o * di), data(d_o), data(n * d_o))
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Statement 1 (Lemma 4.1 with a bias): for `y_i = W x_i + b`, autograd's dL/dW is
+    /// `Delta^T X` (`dense`) and dL/db is `sum_i delta_i` (`bias_gradient`), with the VJPs
+    /// `delta_i` read from a probe. The augmented weight `[W | b]` has gradient `Delta^T [X | 1]`.
+    /// Tolerance: f32 sums over n <= 10 tokens of products of O(1) values, so `1e-5 + 1e-5·max`.
+    #[test]
+    fn bias_gradient_equals_autograd(
+        (n, d_in, d_out, xv, wv, bv, cv) in biased_layer(dims()),
+        use_f64 in any::<bool>(),
+    ) {
+        let dtype = dtype_of(use_f64);
+        let (atol, rtol) = tol(dtype);
+        let x = tensor(&xv, (n, d_in), dtype);
+        let w = tensor(&wv, (d_out, d_in), dtype);
+        let b = tensor(&bv, (1, d_out), dtype).squeeze(0).unwrap();
+        let c = tensor(&cv, (n, d_out), dtype);
+        let (dw, db, delta) = biased_autograd(&x, &w, &b, &c);
+        let lr = LowRankGradient::new(x.clone(), delta.clone()).unwrap();
+        assert_close(&lr.dense().unwrap(), &dw, atol, rtol, "dL/dW = Delta^T X")?;
+        let bias = lr.bias_gradient().unwrap();
+        prop_assert_eq!(bias.dims(), &[d_out]);
+        assert_close(&bias, &db, atol, rtol, "dL/db = sum_i delta_i")?;
+
+        // The bias is a weight column with constant input 1.
+        let ones = Tensor::ones((n, 1), dtype, &Device::Cpu).unwrap();
+        let aug = LowRankGradient::new(Tensor::cat(&[&x, &ones], 1).unwrap(), delta).unwrap();
+        let expected = Tensor::cat(&[&dw, &db.unsqueeze(1).unwrap()], 1).unwrap();
+        assert_close(&aug.dense().unwrap(), &expected, atol, rtol, "d/d[W|b] = Delta^T [X|1]")?;
+        prop_assert!(aug.numerical_rank(RankTolerance::Default).unwrap() <= n);
+    }
+
+    /// Statement 1, checked without autograd: central finite differences (f64) of
+    /// `L = sum(C * (x W^T + b)^2)` w.r.t. entries of `b` and `W` agree with `bias_gradient` and
+    /// `dense` built from the probe's VJPs. `L` is quadratic, so the central difference is exact
+    /// up to rounding: `h = 1e-3`, tolerance `1e-8 + 1e-7·|g|` (rounding of `L ~ n·d_out` over `2h`).
+    #[test]
+    fn bias_gradient_equals_finite_differences(
+        (n, d_in, d_out, xv, wv, bv, cv) in biased_layer(dims()),
+        picks in prop::collection::vec((0usize..100, 0usize..100), 3),
+    ) {
+        let f = DType::F64;
+        let x = tensor(&xv, (n, d_in), f);
+        let c = tensor(&cv, (n, d_out), f);
+        let w = tensor(&wv, (d_out, d_in), f);
+        let b = tensor(&bv, (1, d_out), f).squeeze(0).unwrap();
+        let (_, _, delta) = biased_autograd(&x, &w, &b, &c);
+        let lr = LowRankGradient::new(x.clone(), delta).unwrap();
+        let (dense, bias) = (to_vec(&lr.dense().unwrap()), to_vec(&lr.bias_gradient().unwrap()));
+        let l = |wv: &[f64], bv: &[f64]| -> f64 {
+            let y = x.matmul(&tensor(wv, (d_out, d_in), f).t().unwrap()).unwrap()
+                .broadcast_add(&tensor(bv, (1, d_out), f)).unwrap();
+            (&c * y.sqr().unwrap()).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+        };
+        let h = 1e-3;
+        for (k, &(r, _)) in picks.iter().enumerate() {
+            let r = if k == 0 { d_out - 1 } else { r % d_out };
+            let (mut p, mut m) = (bv.clone(), bv.clone());
+            p[r] += h;
+            m[r] -= h;
+            let fd = (l(&wv, &p) - l(&wv, &m)) / (2.0 * h);
+            prop_assert!((fd - bias[r]).abs() <= 1e-8 + 1e-7 * fd.abs(), "dL/db[{}]: fd {} vs {}", r, fd, bias[r]);
+        }
+        for &(r, k) in &picks {
+            let (r, k) = (r % d_out, k % d_in);
+            let (mut p, mut m) = (wv.clone(), wv.clone());
+            p[r * d_in + k] += h;
+            m[r * d_in + k] -= h;
+            let fd = (l(&p, &bv) - l(&m, &bv)) / (2.0 * h);
+            let an = dense[r * d_in + k];
+            prop_assert!((fd - an).abs() <= 1e-8 + 1e-7 * fd.abs(), "dL/dW[{}, {}]: fd {} vs {}", r, k, fd, an);
+        }
+    }
+
+    /// Statement 1, rank drop through the *inputs*: making two input rows linearly dependent
+    /// (`x_b = s·x_a`, exact for a power-of-two `s`; or `x_b = alpha x_a + beta x_c`) lowers the
+    /// rank from n to n - 1, with generic VJPs. (The VJP side is `dependent_vjp_rows_drop_rank_by_one`.)
+    #[test]
+    fn dependent_input_rows_drop_rank_by_one(
+        (n, d_in, d_out, xv, dv) in factors(dims_thin().prop_filter("n >= 2", |d| d.0 >= 2)),
+        (a, b) in (0usize..100, 1usize..100),
+        scale in prop::sample::select(vec![-2.0f64, -1.0, -0.5, 0.5, 1.0, 2.0]),
+        (alpha, beta) in (0.25f64..1.0, -1.0f64..-0.25),
+        use_f64 in any::<bool>(),
+    ) {
+        let dtype = dtype_of(use_f64);
+        let (a, b) = (a % n, (a + b % (n - 1) + 1) % n);
+        let delta = tensor(&dv, (n, d_out), dtype);
+        let full = LowRankGradient::new(tensor(&xv, (n, d_in), dtype), delta.clone()).unwrap();
+        prop_assert_eq!(full.numerical_rank(RankTolerance::Default).unwrap(), n);
+
+        let mut dep = xv.clone();
+        for k in 0..d_in {
+            dep[b * d_in + k] = scale * xv[a * d_in + k];
+        }
+        let lr = LowRankGradient::new(tensor(&dep, (n, d_in), dtype), delta.clone()).unwrap();
+        prop_assert_eq!(lr.numerical_rank(RankTolerance::Default).unwrap(), n - 1, "{:?}", lr.singular_values().unwrap());
+
+        if n >= 3 && use_f64 {
+            let c = (0..n).find(|&k| k != a && k != b).unwrap();
+            let mut comb = xv.clone();
+            for k in 0..d_in {
+                comb[b * d_in + k] = alpha * xv[a * d_in + k] + beta * xv[c * d_in + k];
+            }
+            let lr = LowRankGradient::new(tensor(&comb, (n, d_in), dtype), delta).unwrap();
+            prop_assert_eq!(lr.numerical_rank(RankTolerance::Relative(1e-10)).unwrap(), n - 1);
+        }
+    }
+}

@@ -234,6 +234,44 @@ impl Gpt2 {
         Ok(Gpt2 { name, config, tokenizer, embed, positions, unembed, blocks, final_norm })
     }
 
+    /// Builds a model in memory from the tensors `make` returns for each (name, role, canonical
+    /// shape): weights already in the canonical (out, in) layout, q/k/v already split. Names are
+    /// those of the checkpoint with the split `attn.q/k/v` (test models).
+    #[cfg(feature = "testing")]
+    pub(crate) fn from_fn(
+        name: String,
+        config: Gpt2Config,
+        tokenizer: TextTokenizer,
+        tied: bool,
+        mut make: impl FnMut(&str, crate::testing::Role, &[usize]) -> Tensor,
+    ) -> Gpt2 {
+        use crate::testing::Role;
+        let c = &config;
+        let (d, ff, eps) = (c.d_model, c.d_ff, c.layer_norm_eps);
+        let embed = make("wte.weight", Role::Embedding, &[c.vocab_size, d]);
+        let positions = make("wpe.weight", Role::Positions, &[c.context_length, d]);
+        let final_norm =
+            Norm::Layer { weight: make("ln_f.weight", Role::NormGain, &[d]), bias: make("ln_f.bias", Role::NormBias, &[d]), eps };
+        let unembed = if tied { embed.clone() } else { make("lm_head.weight", Role::Unembedding, &[c.vocab_size, d]) };
+        let blocks = (0..c.n_layers)
+            .map(|l| {
+                let mut norm = |n: &str| Norm::Layer {
+                    weight: make(&format!("h.{l}.{n}.weight"), Role::NormGain, &[d]),
+                    bias: make(&format!("h.{l}.{n}.bias"), Role::NormBias, &[d]),
+                    eps,
+                };
+                let ln_1 = norm("ln_1");
+                let ln_2 = norm("ln_2");
+                // (module, d_out, d_in) in linear_index order: q, k, v, o, up, down.
+                let shapes = [("attn.q", d, d), ("attn.k", d, d), ("attn.v", d, d), ("attn.o", d, d), ("mlp.up", ff, d), ("mlp.down", d, ff)];
+                let linear = shapes.map(|(m, o, i)| make(&format!("h.{l}.{m}.weight"), Role::Weight, &[o, i]));
+                let bias = shapes.map(|(m, o, _)| make(&format!("h.{l}.{m}.bias"), Role::Bias, &[o]));
+                Block { ln_1, ln_2, linear, bias }
+            })
+            .collect();
+        Gpt2 { name, config, tokenizer, embed, positions, unembed, blocks, final_norm }
+    }
+
     /// The hyper-parameters.
     pub fn config(&self) -> &Gpt2Config {
         &self.config

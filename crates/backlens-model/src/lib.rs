@@ -19,6 +19,8 @@ pub mod hooks;
 pub mod layers;
 mod llama;
 pub mod tokenizer;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod trace;
 
 pub use backlens_ops::Norm;

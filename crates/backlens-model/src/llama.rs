@@ -149,6 +149,32 @@ impl Llama {
         Ok(Llama::assemble(name, config, folder.tokenizer()?, tied, tensors))
     }
 
+    /// Builds a model in memory from the tensors `make` returns for each (role, canonical shape),
+    /// in the order and with the shapes the Hugging Face loader reads them (test models).
+    #[cfg(feature = "testing")]
+    pub(crate) fn from_fn(
+        name: String,
+        config: LlamaConfig,
+        tokenizer: TextTokenizer,
+        tied: bool,
+        mut make: impl FnMut(&str, crate::testing::Role, &[usize]) -> Tensor,
+    ) -> Llama {
+        use crate::testing::Role;
+        let tensors = tensor_specs(&config, &HF_NAMES, tied)
+            .iter()
+            .map(|(name, shape)| {
+                let role = match name.as_str() {
+                    n if n == HF_NAMES.embed => Role::Embedding,
+                    n if n == HF_NAMES.unembed => Role::Unembedding,
+                    _ if shape.len() == 1 => Role::NormGain,
+                    _ => Role::Weight,
+                };
+                make(name, role, shape)
+            })
+            .collect();
+        Llama::assemble(name, config, tokenizer, tied, tensors)
+    }
+
     /// Builds the model from tensors in [`tensor_specs`] order.
     fn assemble(name: String, config: LlamaConfig, tokenizer: TextTokenizer, tied: bool, tensors: Vec<Tensor>) -> Llama {
         let mut tensors = tensors.into_iter();

@@ -85,13 +85,19 @@ impl TextTokenizer {
         }
         let inner = Tokenizer::from_file(path)
             .map_err(|e| ModelError::Tokenizer(format!("{} is not a readable tokenizer.json: {e}", path.display())))?;
+        Ok(TextTokenizer::from_tokenizer(inner))
+    }
+
+    /// Wraps a `tokenizers` tokenizer; the pieces are its vocabulary by id, added tokens
+    /// included, and ids missing from the vocabulary get an empty piece.
+    pub(crate) fn from_tokenizer(inner: Tokenizer) -> TextTokenizer {
         let vocab = inner.get_vocab(true);
         let size = vocab.values().map(|&id| id as usize + 1).max().unwrap_or(0);
         let mut pieces = vec![String::new(); size];
         for (piece, id) in vocab {
             pieces[id as usize] = piece;
         }
-        Ok(TextTokenizer { inner, pieces })
+        TextTokenizer { inner, pieces }
     }
 
     /// Token ids of `text`, with no special tokens added (SmolLM2 adds no BOS).

@@ -113,3 +113,104 @@ fn linear_rejects_mismatched_features() {
     let err = linear(&x, &w, None).unwrap_err().to_string();
     assert!(err.contains("3 features") && err.contains("5"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The candle ops the models compose: RoPE in both layouts, the MLP activations, the loss.
+
+/// cos and sin tables of angles `pos · θ_i` for `t` positions and `half` frequencies.
+///
+/// # Shapes
+/// Returns (cos, sin), each (t, half).
+fn rope_tables(t: usize, half: usize, dtype: DType) -> Result<(Tensor, Tensor)> {
+    let angles: Vec<f64> = (0..t).flat_map(|p| (0..half).map(move |i| p as f64 * 10_000f64.powf(-(i as f64) / half as f64))).collect();
+    let angles = Tensor::from_vec(angles, (t, half), &DEV)?.to_dtype(dtype)?;
+    Ok((angles.cos()?, angles.sin()?))
+}
+
+#[test]
+fn rope_interleaved_gradient_matches_finite_differences() -> Result<()> {
+    let (cos, sin) = rope_tables(3, 3, DType::F64)?;
+    // (batch, heads, T, head_dim), non-square everywhere.
+    check_input_gradient(|x| candle_nn::rotary_emb::rope_i_slow(x, &cos, &sin), &data(&[1, 2, 3, 6], 14))
+}
+
+#[test]
+fn rope_half_split_gradient_matches_finite_differences() -> Result<()> {
+    let (cos, sin) = rope_tables(3, 3, DType::F64)?;
+    check_input_gradient(|x| candle_nn::rotary_emb::rope_slow(x, &cos, &sin), &data(&[1, 2, 3, 6], 15))
+}
+
+/// The two layouts pair different dimensions: interleaved rotates (2i, 2i+1), half-split
+/// (i, i + hd/2). A model that used the wrong one for its checkpoint would still be a
+/// differentiable model, so the pairing is pinned here against a hand-written rotation, and the
+/// slow (differentiable) ops against candle's fused kernels.
+#[test]
+fn rope_layouts_pair_the_documented_dimensions_and_match_the_fused_kernels() -> Result<()> {
+    let (t, hd) = (3, 6);
+    let (cos, sin) = rope_tables(t, hd / 2, DType::F64)?;
+    let x = data(&[1, 1, t, hd], 16);
+    let (xv, c, s) = (x.flatten_all()?.to_vec1::<f64>()?, cos.to_vec2::<f64>()?, sin.to_vec2::<f64>()?);
+    let rotate = |pair: &dyn Fn(usize) -> (usize, usize)| -> Vec<f64> {
+        let mut y = vec![0.0; t * hd];
+        for p in 0..t {
+            for i in 0..hd / 2 {
+                let (a, b) = pair(i);
+                let (xa, xb) = (xv[p * hd + a], xv[p * hd + b]);
+                y[p * hd + a] = xa * c[p][i] - xb * s[p][i];
+                y[p * hd + b] = xa * s[p][i] + xb * c[p][i];
+            }
+        }
+        y
+    };
+    let max_diff = |a: &Tensor, b: &[f64]| -> Result<f64> {
+        Ok(a.flatten_all()?.to_vec1::<f64>()?.iter().zip(b).map(|(u, v)| (u - v).abs()).fold(0.0, f64::max))
+    };
+    let interleaved = rotate(&|i| (2 * i, 2 * i + 1));
+    let half_split = rotate(&|i| (i, i + hd / 2));
+    assert!(max_diff(&candle_nn::rotary_emb::rope_i_slow(&x, &cos, &sin)?, &interleaved)? < 1e-12);
+    assert!(max_diff(&candle_nn::rotary_emb::rope_slow(&x, &cos, &sin)?, &half_split)? < 1e-12);
+    assert!(max_diff(&candle_nn::rotary_emb::rope_i_slow(&x, &cos, &sin)?, &half_split)? > 1e-2, "the layouts must differ");
+    assert!(max_diff(&candle_nn::rotary_emb::rope_i(&x, &cos, &sin)?, &interleaved)? < 1e-12);
+    assert!(max_diff(&candle_nn::rotary_emb::rope(&x, &cos, &sin)?, &half_split)? < 1e-12);
+    Ok(())
+}
+
+#[test]
+fn silu_gradient_matches_finite_differences() -> Result<()> {
+    check_input_gradient(|x| (x * 3.0)?.silu(), &data(&[3, 5], 17))
+}
+
+#[test]
+fn gelu_tanh_gradient_matches_finite_differences() -> Result<()> {
+    check_input_gradient(|x| (x * 3.0)?.gelu(), &data(&[3, 5], 18))
+}
+
+#[test]
+fn gelu_erf_gradient_matches_finite_differences() -> Result<()> {
+    check_input_gradient(|x| (x * 3.0)?.gelu_erf(), &data(&[3, 5], 19))
+}
+
+#[test]
+fn log_softmax_gradient_matches_finite_differences() -> Result<()> {
+    check_input_gradient(|x| candle_nn::ops::log_softmax(&(x * 4.0)?, candle_core::D::Minus1), &data(&[2, 7], 20))
+}
+
+/// Why the models never call candle's fused kernels: their backward is missing, and
+/// `backward()` still returns `Ok`; every gradient upstream of them silently disappears.
+#[test]
+fn fused_kernels_silently_drop_the_gradient() -> Result<()> {
+    let x = Var::from_tensor(&data(&[1, 2, 3, 6], 21).to_dtype(DType::F32)?)?;
+    let (cos, sin) = rope_tables(3, 3, DType::F32)?;
+    let grads = candle_nn::rotary_emb::rope_i(x.as_tensor(), &cos, &sin)?.sqr()?.sum_all()?.backward()?;
+    assert!(grads.get(x.as_tensor()).is_none(), "rope_i gained a backward: it could replace rope_i_slow");
+    let grads = candle_nn::rotary_emb::rope_i_slow(x.as_tensor(), &cos, &sin)?.sqr()?.sum_all()?.backward()?;
+    assert!(grads.get(x.as_tensor()).is_some());
+
+    let w = data(&[6], 22).to_dtype(DType::F32)?;
+    let h = Var::from_tensor(&data(&[3, 6], 23).to_dtype(DType::F32)?)?;
+    let grads = candle_nn::ops::rms_norm(h.as_tensor(), &w, 1e-5)?.sqr()?.sum_all()?.backward()?;
+    assert!(grads.get(h.as_tensor()).is_none(), "the fused rms_norm gained a backward");
+    let grads = Norm::Rms { weight: w, eps: 1e-5 }.forward(h.as_tensor())?.sqr()?.sum_all()?.backward()?;
+    assert!(grads.get(h.as_tensor()).is_some());
+    Ok(())
+}
