@@ -42,7 +42,7 @@ pub fn softmax(logits: &Tensor) -> Tensor {
 pub struct TopVjp {
     /// dL/d(logits) = softmax(logits) - onehot(target). # Shapes (V)
     pub delta_logits: Tensor,
-    /// The VJP entering the final norm's output at the last position: δ D = Σ_k δ[k] D[k], a
+    /// The VJP entering the final norm's output at the last position: `δ D = Σ_k δ[k] D[k]`, a
     /// weighted sum of unembedding rows, the target's weighted by p_t - 1 < 0. # Shapes (1, d)
     pub at_norm_output: Tensor,
     /// That VJP carried back through the final norm alone: dL/d(last residual h_n), what the
