@@ -25,8 +25,7 @@ use crate::hf_folder::HfFolder;
 use crate::hooks::{Kind, Module};
 use crate::layers;
 use crate::tokenizer::TextTokenizer;
-use crate::trace::{self, PromptLimits, Recorder, Trace, TraceOptions};
-use crate::LanguageModel;
+use crate::trace::Recorder;
 use backlens_ops::Norm;
 use candle_core::{DType, Device, Tensor};
 use std::path::Path;
@@ -403,43 +402,4 @@ impl Gpt2 {
     }
 }
 
-impl LanguageModel for Gpt2 {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn n_layers(&self) -> usize {
-        self.config.n_layers
-    }
-    fn d_model(&self) -> usize {
-        self.config.d_model
-    }
-    fn context_length(&self) -> usize {
-        self.config.context_length
-    }
-    fn tokenizer(&self) -> &TextTokenizer {
-        &self.tokenizer
-    }
-    fn final_norm(&self) -> &Norm {
-        &self.final_norm
-    }
-    fn unembedding(&self) -> &Tensor {
-        &self.unembed
-    }
-    fn embedding(&self) -> &Tensor {
-        &self.embed
-    }
-
-    fn trace(&self, token_ids: &[u32], target_id: u32, options: &TraceOptions) -> Result<Trace> {
-        let limits = PromptLimits { vocab_size: self.config.vocab_size, context_length: self.config.context_length };
-        trace::run(token_ids, target_id, options, limits, |rec| self.forward(rec, token_ids))
-    }
-    fn weight(&self, layer: usize, module: Module) -> Result<&Tensor> {
-        Gpt2::weight(self, layer, module)
-    }
-    fn set_weight(&mut self, layer: usize, module: Module, weight: Tensor) -> Result<()> {
-        Gpt2::set_weight(self, layer, module, weight)
-    }
-    fn boxed_clone(&self) -> Box<dyn LanguageModel> {
-        Box::new(self.clone())
-    }
-}
+impl_language_model!(Gpt2);

@@ -9,6 +9,68 @@
 //! Weights are kept in one canonical layout, (out, in) like `nn.Linear` and GGUF, so analysis
 //! code is architecture-agnostic.
 
+/// Implements [`LanguageModel`] for an architecture struct with the fields `name`, `tokenizer`,
+/// `embed`, `unembed`, `final_norm` and `config` (itself with `n_layers`, `d_model`,
+/// `context_length`, `vocab_size`), and the inherent methods `forward(&self, &mut Recorder,
+/// &[u32]) -> Result<Tensor>` (the last position's logits), `weight` and `set_weight`. The
+/// accessors are the same for every architecture; only those three methods differ.
+macro_rules! impl_language_model {
+    ($ty:ident) => {
+        impl $crate::LanguageModel for $ty {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn n_layers(&self) -> usize {
+                self.config.n_layers
+            }
+            fn d_model(&self) -> usize {
+                self.config.d_model
+            }
+            fn context_length(&self) -> usize {
+                self.config.context_length
+            }
+            fn tokenizer(&self) -> &$crate::TextTokenizer {
+                &self.tokenizer
+            }
+            fn final_norm(&self) -> &$crate::Norm {
+                &self.final_norm
+            }
+            fn unembedding(&self) -> &candle_core::Tensor {
+                &self.unembed
+            }
+            fn embedding(&self) -> &candle_core::Tensor {
+                &self.embed
+            }
+            fn trace(
+                &self,
+                token_ids: &[u32],
+                target_id: u32,
+                options: &$crate::TraceOptions,
+            ) -> $crate::Result<$crate::Trace> {
+                let limits = $crate::trace::PromptLimits {
+                    vocab_size: self.config.vocab_size,
+                    context_length: self.config.context_length,
+                };
+                $crate::trace::run(token_ids, target_id, options, limits, |rec| self.forward(rec, token_ids))
+            }
+            fn weight(&self, layer: usize, module: $crate::Module) -> $crate::Result<&candle_core::Tensor> {
+                $ty::weight(self, layer, module)
+            }
+            fn set_weight(
+                &mut self,
+                layer: usize,
+                module: $crate::Module,
+                weight: candle_core::Tensor,
+            ) -> $crate::Result<()> {
+                $ty::set_weight(self, layer, module, weight)
+            }
+            fn boxed_clone(&self) -> Box<dyn $crate::LanguageModel> {
+                Box::new(self.clone())
+            }
+        }
+    };
+}
+
 pub mod config;
 pub mod default_model;
 mod error;
