@@ -43,6 +43,12 @@ proptest! {
         let order = full_order(&logits);
         let rank_tokens: Vec<u32> = (0..logits.len() as u32).collect();
         let p = summarize_row(&logits, 1.0, &ProjectOptions { k, rank_tokens: rank_tokens.clone(), normalize: false });
+        if logits.iter().all(|&x| x == logits[0]) {
+            // A row whose logits all tie has no ranking (documented on `Projection::ranks`).
+            prop_assert!(p.top.is_empty() && p.bottom.is_empty());
+            prop_assert!(p.ranks.iter().all(Option::is_none));
+            return Ok(());
+        }
         let k = k.min(logits.len());
         prop_assert_eq!(&p.top, &order[..k].to_vec());
         let mut ascending: Vec<u32> = (0..logits.len() as u32).collect();
@@ -53,6 +59,16 @@ proptest! {
             prop_assert_eq!(p.ranks[t as usize], Some(greater));
         }
     }
+}
+
+#[test]
+fn a_row_of_tied_logits_has_no_ranking_but_one_differing_logit_gives_one() {
+    let opts = ProjectOptions { k: 2, rank_tokens: vec![0, 1, 2], normalize: false };
+    let tied = summarize_row(&[0.5, 0.5, 0.5], 1.0, &opts);
+    assert_eq!(tied.ranks, vec![None, None, None]);
+    let almost = summarize_row(&[0.5, 0.5, 0.25], 1.0, &opts);
+    assert_eq!(almost.ranks, vec![Some(0), Some(0), Some(2)]);
+    assert_eq!(almost.bottom, vec![2, 0]);
 }
 
 #[test]
