@@ -27,7 +27,7 @@ use crate::layers;
 use crate::tokenizer::TextTokenizer;
 use crate::trace::Recorder;
 use backlens_ops::Norm;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use std::path::Path;
 
 /// The activation of the MLP.
@@ -310,31 +310,15 @@ impl Gpt2 {
     /// - `weight`: (d_out, d_in)
     pub fn set_weight(&mut self, layer: usize, module: Module, weight: Tensor) -> Result<()> {
         let (l, i) = self.locate(layer, module)?;
-        let old = &self.blocks[l].linear[i];
-        if old.dims() != weight.dims() {
-            return Err(ModelError::ShapeMismatch {
-                name: format!("layers.{layer}.{}", module.name()),
-                expected: old.dims().to_vec(),
-                found: weight.dims().to_vec(),
-            });
-        }
-        self.blocks[l].linear[i] = weight.to_dtype(DType::F32)?.to_device(old.device())?.contiguous()?;
-        Ok(())
+        layers::replace_weight(&mut self.blocks[l].linear[i], layer, module, weight)
     }
 
     fn locate(&self, layer: usize, module: Module) -> Result<(usize, usize)> {
-        let name = format!("layers.{layer}.{}", module.name());
-        if layer >= self.blocks.len() {
-            return Err(ModelError::HookName { name, reason: format!("the model has {} layers", self.blocks.len()) });
-        }
-        let i = linear_index(module).ok_or_else(|| ModelError::HookName {
-            name,
-            reason: match module {
-                Module::MlpGate => "GPT-2 has no gated MLP (no mlp.gate); its FF1 is mlp.up".to_string(),
-                _ => "a block has no single weight matrix; name a linear module".to_string(),
-            },
-        })?;
-        Ok((layer, i))
+        let missing = match module {
+            Module::MlpGate => "GPT-2 has no gated MLP (no mlp.gate); its FF1 is mlp.up",
+            _ => "a block has no single weight matrix; name a linear module",
+        };
+        Ok((layer, layers::weight_slot(layer, self.blocks.len(), module, linear_index(module), missing)?))
     }
 
     /// Causal self-attention of one block.

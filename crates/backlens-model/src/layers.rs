@@ -1,8 +1,9 @@
 //! Pieces every decoder architecture shares, written with differentiable ops only.
 
-use crate::error::Result;
+use crate::error::{ModelError, Result};
+use crate::hooks::Module;
 use backlens_ops::{linear, Norm};
-use candle_core::{Device, Tensor, D};
+use candle_core::{DType, Device, Tensor, D};
 
 /// The additive causal mask: 0 on and below the diagonal, -inf above it.
 ///
@@ -35,4 +36,32 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, mask: &T
 pub fn last_token_logits(h: &Tensor, final_norm: &Norm, unembed: &Tensor) -> Result<Tensor> {
     let last = h.narrow(0, h.dim(0)? - 1, 1)?; // (1, d)
     Ok(linear(&final_norm.forward(&last)?, unembed, None)?.squeeze(0)?) // (V)
+}
+
+/// The slot of `module`'s weight in a block's weight array, or an error naming the weight when the
+/// layer is out of range or the architecture has no such module (`index` is `None`, explained by
+/// `missing`).
+pub(crate) fn weight_slot(layer: usize, n_layers: usize, module: Module, index: Option<usize>, missing: &str) -> Result<usize> {
+    let name = format!("layers.{layer}.{}", module.name());
+    if layer >= n_layers {
+        return Err(ModelError::HookName { name, reason: format!("the model has {n_layers} layers") });
+    }
+    index.ok_or_else(|| ModelError::HookName { name, reason: missing.to_string() })
+}
+
+/// Replaces a weight with an edited one of the same shape, stored as contiguous f32 on the old
+/// weight's device.
+///
+/// # Shapes
+/// - `slot` and `weight`: (d_out, d_in)
+pub(crate) fn replace_weight(slot: &mut Tensor, layer: usize, module: Module, weight: Tensor) -> Result<()> {
+    if slot.dims() != weight.dims() {
+        return Err(ModelError::ShapeMismatch {
+            name: format!("layers.{layer}.{}", module.name()),
+            expected: slot.dims().to_vec(),
+            found: weight.dims().to_vec(),
+        });
+    }
+    *slot = weight.to_dtype(DType::F32)?.to_device(slot.device())?.contiguous()?;
+    Ok(())
 }

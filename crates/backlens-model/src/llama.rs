@@ -11,7 +11,7 @@
 
 use crate::config::{LlamaConfig, RopeLayout};
 use crate::hf_folder::HfFolder;
-use crate::error::{ModelError, Result};
+use crate::error::Result;
 use crate::gguf::GgufFile;
 use crate::hooks::{Kind, Module};
 use crate::layers;
@@ -215,28 +215,12 @@ impl Llama {
     /// - `weight`: (d_out, d_in)
     pub fn set_weight(&mut self, layer: usize, module: Module, weight: Tensor) -> Result<()> {
         let (l, i) = self.locate(layer, module)?;
-        let old = &self.blocks[l].linear[i];
-        if old.dims() != weight.dims() {
-            return Err(ModelError::ShapeMismatch {
-                name: format!("layers.{layer}.{}", module.name()),
-                expected: old.dims().to_vec(),
-                found: weight.dims().to_vec(),
-            });
-        }
-        self.blocks[l].linear[i] = weight.to_dtype(DType::F32)?.to_device(old.device())?;
-        Ok(())
+        layers::replace_weight(&mut self.blocks[l].linear[i], layer, module, weight)
     }
 
     fn locate(&self, layer: usize, module: Module) -> Result<(usize, usize)> {
-        let name = format!("layers.{layer}.{}", module.name());
-        if layer >= self.blocks.len() {
-            return Err(ModelError::HookName { name, reason: format!("the model has {} layers", self.blocks.len()) });
-        }
-        let i = linear_index(module).ok_or_else(|| ModelError::HookName {
-            name,
-            reason: "a block has no single weight matrix; name a linear module".to_string(),
-        })?;
-        Ok((layer, i))
+        let missing = "a block has no single weight matrix; name a linear module";
+        Ok((layer, layers::weight_slot(layer, self.blocks.len(), module, linear_index(module), missing)?))
     }
 
     /// cos and sin of the interleaved rotary embedding for positions 0..t.
