@@ -57,7 +57,8 @@ impl Default for LensOptions {
 pub struct ReportCell {
     /// L2 norm of the vector.
     pub norm: f32,
-    /// Rank of the target (0 = most likely, V-1 = least); `null` for a zero vector.
+    /// Rank of the target (0 = most likely, V-1 = least); `null` when all logits tie (a zero
+    /// vector under RMSNorm).
     pub target_rank: Option<usize>,
     /// The k most likely token ids.
     pub top: Vec<u32>,

@@ -37,7 +37,8 @@ impl CellText {
     }
 }
 
-/// Text shown for a zero vector (the last layer's non-last tokens): it carries no update.
+/// Text shown for a cell without a ranking (all logits tie: under RMSNorm, the zero VJPs of the
+/// last layer's non-last tokens), which carries no update.
 pub const NO_UPDATE: &str = "no update";
 
 impl Backlens {
