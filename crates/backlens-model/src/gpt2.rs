@@ -367,6 +367,14 @@ impl Gpt2 {
     /// # Shapes
     /// - returns (V): logits of the next token after the last prompt token
     fn forward(&self, rec: &mut Recorder, token_ids: &[u32]) -> Result<Tensor> {
+        layers::last_token_logits(&self.hidden(rec, token_ids)?, &self.final_norm, &self.unembed) // (V)
+    }
+
+    /// The residual stream after the last block, recording hooks into `rec`.
+    ///
+    /// # Shapes
+    /// - returns (T, d)
+    fn hidden(&self, rec: &mut Recorder, token_ids: &[u32]) -> Result<Tensor> {
         let device = self.embed.device();
         let t = token_ids.len();
         let ids = Tensor::new(token_ids, device)?;
@@ -382,7 +390,7 @@ impl Gpt2 {
             let mlp = self.mlp(rec, l, &b.ln_2.forward(&h)?)?;
             h = rec.hook(l, Module::Block, Kind::Output, (h + mlp)?)?;
         }
-        layers::last_token_logits(&h, &self.final_norm, &self.unembed) // (V)
+        Ok(h)
     }
 }
 

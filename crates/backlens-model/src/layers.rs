@@ -38,6 +38,15 @@ pub fn last_token_logits(h: &Tensor, final_norm: &Norm, unembed: &Tensor) -> Res
     Ok(linear(&final_norm.forward(&last)?, unembed, None)?.squeeze(0)?) // (V)
 }
 
+/// The next-token logits after every position (no gradient is recorded: the weights are plain
+/// tensors). Row `i` predicts token `i + 1`.
+///
+/// # Shapes
+/// - `h`: (T, d) final residual stream, `unembed`: (V, d); returns (T, V)
+pub fn all_token_logits(h: &Tensor, final_norm: &Norm, unembed: &Tensor) -> Result<Tensor> {
+    Ok(linear(&final_norm.forward(h)?, unembed, None)?) // (T, V)
+}
+
 /// The slot of `module`'s weight in a block's weight array, or an error naming the weight when the
 /// layer is out of range or the architecture has no such module (`index` is `None`, explained by
 /// `missing`).

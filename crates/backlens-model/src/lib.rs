@@ -12,8 +12,9 @@
 /// Implements [`LanguageModel`] for an architecture struct with the fields `name`, `tokenizer`,
 /// `embed`, `unembed`, `final_norm` and `config` (itself with `n_layers`, `d_model`,
 /// `context_length`, `vocab_size`), and the inherent methods `forward(&self, &mut Recorder,
-/// &[u32]) -> Result<Tensor>` (the last position's logits), `weight` and `set_weight`. The
-/// accessors are the same for every architecture; only those three methods differ.
+/// &[u32]) -> Result<Tensor>` (the last position's logits), `hidden` (same arguments, the final
+/// residual stream (T, d)), `weight` and `set_weight`. The accessors are the same for every
+/// architecture; only those methods differ.
 macro_rules! impl_language_model {
     ($ty:ident) => {
         impl $crate::LanguageModel for $ty {
@@ -53,6 +54,13 @@ macro_rules! impl_language_model {
                 };
                 $crate::trace::run(token_ids, target_id, options, limits, |rec| self.forward(rec, token_ids))
             }
+            fn logits(&self, token_ids: &[u32]) -> $crate::Result<candle_core::Tensor> {
+                let limits = $crate::trace::PromptLimits {
+                    vocab_size: self.config.vocab_size,
+                    context_length: self.config.context_length,
+                };
+                $crate::trace::all_logits(token_ids, limits, &self.final_norm, &self.unembed, |rec| self.hidden(rec, token_ids))
+            }
             fn weight(&self, layer: usize, module: $crate::Module) -> $crate::Result<&candle_core::Tensor> {
                 $ty::weight(self, layer, module)
             }
@@ -74,6 +82,8 @@ macro_rules! impl_language_model {
 pub mod config;
 pub mod default_model;
 mod error;
+#[cfg(feature = "evcxr")]
+mod evcxr;
 pub mod gguf;
 mod gpt2;
 pub mod hf_folder;
@@ -117,6 +127,11 @@ pub trait LanguageModel: Send + Sync {
     fn embedding(&self) -> &Tensor;
     /// One forward and one backward pass of `-log p(target_id | token_ids)`, recording hooks.
     fn trace(&self, token_ids: &[u32], target_id: u32, options: &TraceOptions) -> Result<Trace>;
+    /// The next-token logits after every position of `token_ids`: one forward pass, no
+    /// gradient, no hooks (for evaluation and generation; [`LanguageModel::trace`] is the
+    /// differentiable path). Row `i` predicts token `i + 1`; the last row is the trace's
+    /// `logits`. # Shapes (T, V)
+    fn logits(&self, token_ids: &[u32]) -> Result<Tensor>;
     /// The weight of a linear module. # Shapes (d_out, d_in), the canonical layout
     fn weight(&self, layer: usize, module: Module) -> Result<&Tensor>;
     /// Replaces the weight of a linear module (same shape), e.g. for an edit.

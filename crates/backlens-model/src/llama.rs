@@ -286,6 +286,14 @@ impl Llama {
     /// # Shapes
     /// - returns (V): logits of the next token after the last prompt token
     fn forward(&self, rec: &mut Recorder, token_ids: &[u32]) -> Result<Tensor> {
+        layers::last_token_logits(&self.hidden(rec, token_ids)?, &self.final_norm, &self.unembed) // (V)
+    }
+
+    /// The residual stream after the last block, recording hooks into `rec`.
+    ///
+    /// # Shapes
+    /// - returns (T, d)
+    fn hidden(&self, rec: &mut Recorder, token_ids: &[u32]) -> Result<Tensor> {
         let device = self.embed.device();
         let t = token_ids.len();
         let ids = Tensor::new(token_ids, device)?;
@@ -300,7 +308,7 @@ impl Llama {
             let mlp = self.mlp(rec, l, &b.mlp_norm.forward(&h)?)?;
             h = rec.hook(l, Module::Block, Kind::Output, (h + mlp)?)?;
         }
-        layers::last_token_logits(&h, &self.final_norm, &self.unembed) // (V)
+        Ok(h)
     }
 }
 

@@ -201,16 +201,43 @@ pub struct PromptLimits {
 
 /// Rejects empty or over-long prompts and out-of-vocabulary ids.
 pub fn check_prompt(token_ids: &[u32], target_id: u32, limits: PromptLimits) -> Result<()> {
+    check_tokens(token_ids, Some(target_id), limits)
+}
+
+/// Rejects empty or over-long sequences and out-of-vocabulary ids (of the sequence and the
+/// target, if any).
+fn check_tokens(token_ids: &[u32], target_id: Option<u32>, limits: PromptLimits) -> Result<()> {
     if token_ids.is_empty() {
         return Err(ModelError::EmptyPrompt);
     }
     if token_ids.len() > limits.context_length {
         return Err(ModelError::PromptTooLong { tokens: token_ids.len(), context: limits.context_length });
     }
-    match token_ids.iter().chain([&target_id]).find(|&&id| id as usize >= limits.vocab_size) {
+    match token_ids.iter().chain(target_id.as_ref()).find(|&&id| id as usize >= limits.vocab_size) {
         Some(&id) => Err(ModelError::TokenOutOfRange { id, vocab: limits.vocab_size }),
         None => Ok(()),
     }
+}
+
+/// The architecture-independent part of [`LanguageModel::logits`](crate::LanguageModel::logits):
+/// check the sequence, run `hidden` (which returns the final residual stream, shape (T, d)) with
+/// a recorder that keeps nothing and attaches no probe, and unembed every position. No weight is
+/// a `Var`, so candle records no graph: this is a plain forward pass.
+///
+/// # Shapes
+/// - returns (T, V)
+pub fn all_logits(
+    token_ids: &[u32],
+    limits: PromptLimits,
+    final_norm: &backlens_ops::Norm,
+    unembed: &Tensor,
+    hidden: impl FnOnce(&mut Recorder) -> Result<Tensor>,
+) -> Result<Tensor> {
+    check_tokens(token_ids, None, limits)?;
+    let nothing = TraceOptions::only([]).with_layers([]);
+    let mut rec = Recorder::new(&nothing);
+    let h = hidden(&mut rec)?; // (T, d)
+    crate::layers::all_token_logits(&h, final_norm, unembed)
 }
 
 /// The architecture-independent part of every trace: check the prompt, run `forward` (which

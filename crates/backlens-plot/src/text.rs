@@ -10,7 +10,7 @@
 use ab_glyph::{point, Font, FontRef, GlyphId, PxScale, ScaleFont};
 use plotters::backend::{BitMapBackend, DrawingBackend, PixelFormat, SVGBackend};
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::{FontDesc, FontFamily, FontStyle, RGBColor, TextStyle};
+use plotters::style::{FontDesc, FontFamily, FontStyle, FontTransform, RGBColor, TextStyle};
 use plotters_backend::{BackendColor, DrawingErrorKind};
 
 use crate::color::Rgb;
@@ -106,16 +106,23 @@ impl BundledFont {
 }
 
 /// One line of text to draw.
+///
+/// Horizontal text (the default) is anchored at `x` by `h` and centred vertically on `y`.
+/// Vertical text reads bottom to top (rotated 90 degrees counter-clockwise): the roles swap,
+/// so it is centred horizontally on `x` and anchored at `y` along its direction by `h`
+/// (`Left`: the text starts at `y` and goes up; `Right`: it ends at `y`).
 pub(crate) struct Label<'a> {
     pub(crate) text: &'a str,
-    /// Horizontal anchor position; what it anchors is given by `h`.
+    /// Horizontal anchor position (vertical text: the centre of the line).
     pub(crate) x: i32,
-    /// Vertical centre of the line.
+    /// Vertical centre of the line (vertical text: the anchor position).
     pub(crate) y: i32,
     /// Font size, pixels per em.
     pub(crate) em: f64,
     pub(crate) h: HPos,
     pub(crate) color: Rgb,
+    /// Rotated to read bottom to top.
+    pub(crate) vertical: bool,
 }
 
 /// A plotters backend that can draw a [`Label`] with the bundled font.
@@ -145,8 +152,14 @@ impl TextBackend for SVGBackend<'_> {
         .pos(Pos::new(label.h, VPos::Top));
         // Top-anchored so that the baseline offset is in em, which every viewer honours,
         // unlike the "ex" that plotters uses for centred text.
-        let top = f64::from(label.y) + (BASELINE_BELOW_CENTER_EM - SVG_TOP_DY_EM) * label.em;
-        self.draw_text(label.text, &style, (label.x, top.round() as i32))
+        let shift = ((BASELINE_BELOW_CENTER_EM - SVG_TOP_DY_EM) * label.em).round() as i32;
+        if label.vertical {
+            // `rotate(270, x, y)` about the anchor turns the text's "down" into "right".
+            let style = style.transform(FontTransform::Rotate270);
+            self.draw_text(label.text, &style, (label.x + shift, label.y))
+        } else {
+            self.draw_text(label.text, &style, (label.x, label.y + shift))
+        }
     }
 }
 
@@ -172,22 +185,30 @@ impl<P: PixelFormat> TextBackend for BitMapBackend<'_, P> {
         label: &Label<'_>,
     ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
         let width = font.width(label.text, label.em);
-        let left = f64::from(label.x)
-            - match label.h {
-                HPos::Left => 0.0,
-                HPos::Center => width / 2.0,
-                HPos::Right => width,
-            };
-        let baseline = f64::from(label.y) + BASELINE_BELOW_CENTER_EM * label.em;
+        let start = match label.h {
+            HPos::Left => 0.0,
+            HPos::Center => width / 2.0,
+            HPos::Right => width,
+        };
+        let baseline = BASELINE_BELOW_CENTER_EM * label.em;
         let rgb = (label.color[0], label.color[1], label.color[2]);
+        let (x0, y0) = (label.x, label.y);
+        let vertical = label.vertical;
         let mut result = Ok(());
-        font.rasterize(label.text, label.em, left, baseline, |x, y, coverage| {
+        // Rasterized relative to the anchor, then placed (and for vertical text rotated: the
+        // text's right is up, its down is right).
+        font.rasterize(label.text, label.em, -start, baseline, |u, v, coverage| {
             if result.is_ok() && coverage > 0.0 {
                 let color = BackendColor {
                     alpha: f64::from(coverage.min(1.0)),
                     rgb,
                 };
-                result = self.draw_pixel((x, y), color);
+                let at = if vertical {
+                    (x0 + v, y0 - u - 1)
+                } else {
+                    (x0 + u, y0 + v)
+                };
+                result = self.draw_pixel(at, color);
             }
         });
         result
@@ -200,8 +221,8 @@ mod tests {
 
     #[test]
     fn svg_font_size_is_written_exactly() {
-        use crate::render::{CELL_EM, LEGEND_EM, TITLE_EM};
-        for em in [CELL_EM, TITLE_EM, LEGEND_EM] {
+        use crate::render::{ANNOTATION_EM, CELL_EM, LEGEND_EM, TITLE_EM};
+        for em in [CELL_EM, TITLE_EM, LEGEND_EM, ANNOTATION_EM] {
             assert_eq!(
                 plotters_size_for_em(em) / PLOTTERS_SVG_SIZE_DIVISOR,
                 em,

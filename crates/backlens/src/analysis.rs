@@ -26,6 +26,13 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Data(#[from] backlens_data::DataError),
+    #[error(transparent)]
+    Algebra(#[from] backlens_algebra::AlgebraError),
+    /// Input the caller can fix: the message says what was wrong and how.
+    #[error("{0}")]
+    Input(String),
 }
 
 impl From<backlens_hub::HubError> for Error {
@@ -80,6 +87,11 @@ pub struct Report {
     pub loss: f32,
     /// Site name → `[layer][token]` cells.
     pub sites: BTreeMap<String, Vec<Vec<ReportCell>>>,
+    /// Decoded text of every token id the report mentions (prompt, target, each cell's top and
+    /// bottom ids), so that a report renders its figures without the model
+    /// ([`Report::figure`], the evcxr display). Not part of the JSON.
+    #[serde(skip)]
+    pub token_texts: BTreeMap<u32, String>,
 }
 
 impl Report {
@@ -184,6 +196,9 @@ impl Backlens {
             let grid: Vec<Vec<ReportCell>> = (0..n_layers).map(|_| cells.by_ref().take(n_tokens).collect()).collect();
             sites.insert(site.to_string(), grid);
         }
+        let mentioned = sites.values().flatten().flatten().flat_map(|c: &ReportCell| c.top.iter().chain(&c.bottom));
+        let ids: std::collections::BTreeSet<u32> = mentioned.chain(&trace.token_ids).chain([&trace.target_id]).copied().collect();
+        let token_texts = ids.into_iter().map(|id| (id, self.token_text(id))).collect();
         Ok(Report {
             model: self.model.name().to_string(),
             prompt: prompt.to_string(),
@@ -193,6 +208,7 @@ impl Backlens {
             token_ids: trace.token_ids.clone(),
             loss: trace.loss,
             sites,
+            token_texts,
         })
     }
 }

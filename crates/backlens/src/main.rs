@@ -20,6 +20,34 @@ enum Command {
     Lens(LensArgs),
     /// Time every phase of `lens` and report peak memory.
     Bench(BenchArgs),
+    /// Edit one fact (forward pass shift, SGD, Adam or fine-tuning): top tokens before and after.
+    Edit(backlens::editing::EditArgs),
+    /// CounterFact-style evaluation of edit methods (the paper's Tables 1, 6, 7).
+    Eval(backlens::editing::EvalArgs),
+    /// Recompute figures of the paper (SVG, PNG, JSON numbers, paper-vs-ours Markdown).
+    Reproduce(ReproduceArgs),
+}
+
+#[derive(Args)]
+struct ReproduceArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Figure number (3-9, 11-25), table-2..table-5, appendix-c, a group name, or `all`;
+    /// repeat or comma-separate for several.
+    #[arg(long, value_delimiter = ',', required = true)]
+    figure: Vec<String>,
+    /// A CounterFact-format JSON file (default: the project's data/counterfact-backlens.json).
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// Number of records drawn from the dataset (the paper: 100).
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Seed of the draw.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output directory.
+    #[arg(long, default_value = "backlens-figures")]
+    out: PathBuf,
 }
 
 #[derive(Args, Clone)]
@@ -100,7 +128,46 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench(&args),
+        Command::Edit(args) => backlens::editing::run_edit(&args),
+        Command::Eval(args) => backlens::editing::run_eval(&args),
+        Command::Reproduce(args) => reproduce(&args),
     }
+}
+
+fn reproduce(args: &ReproduceArgs) -> Result<()> {
+    use backlens::reproduce::{FigureGroup, ReproduceOptions};
+    let mut groups = Vec::new();
+    for f in &args.figure {
+        let more = if f.trim() == "all" { FigureGroup::ALL.to_vec() } else { vec![f.parse::<FigureGroup>()?] };
+        for g in more {
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+    }
+    let options = ReproduceOptions { dataset: args.dataset.clone(), limit: args.limit, seed: args.seed };
+    // Check the dataset before loading the model, so a bad path fails at once.
+    if groups.iter().any(|g| g.needs_sweep()) {
+        options.records()?;
+    }
+    let bl = load(&args.model)?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("tracing {pos}/{len} prompts [{bar:30}] {elapsed} (eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let reproductions = bl.reproduce(&groups, &options, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    for r in &reproductions {
+        println!("== {} ({})\npaper: {}\nours:  {}", r.group, r.group.covers(), r.paper, r.ours);
+        for path in r.write(&args.out)? {
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(())
 }
 
 /// Without `RAYON_NUM_THREADS`, candle 0.11 recounts the physical cores from /proc on every

@@ -1,0 +1,37 @@
+//! Knowledge editing with the shift mechanism of the Backward Lens (Katz et al., EMNLP 2024,
+//! Section 7 and Appendix I), with gradient baselines and CounterFact-style evaluation.
+//!
+//! * [`methods`]: the [`EditMethod`] trait; [`ForwardPassShift`] (raw or scale-free η, several
+//!   edits at once), [`OneStepSgd`] and [`OneStepAdam`] on one FF2 (`mlp.down`) matrix from the
+//!   trace's low-rank gradient factors, and the [`FineTune`] baseline (Adam on one MLP layer).
+//! * [`apply`]: an [`Edit`] is a set of new weights; [`EditGuard`] applies it through
+//!   `LanguageModel::set_weight` and puts the original tensors back when dropped.
+//! * [`metrics`] and [`eval`]: efficacy, paraphrase and neighborhood accuracy as the authors
+//!   computed them (argmax, teacher-forced, mean and population std ×100), n-gram entropy of
+//!   greedy generations, and perplexity on a fixed corpus.
+//!
+//! ```no_run
+//! use backlens_edit::{EditGuard, EditMethod, EditRequest, Eta, ForwardPassShift};
+//! use backlens_model::{default_model, LanguageModel, Llama};
+//! let mut model = Llama::from_gguf(&default_model::ensure_default_model()?, &candle_core::Device::Cpu)?;
+//! let request = EditRequest::from_text(model.tokenizer(), "Lionel Messi plays for", " Paris")?;
+//! let edit = ForwardPassShift::new(20, Eta::ScaleFree(8.0)).compute(&model, &[request.clone()])?;
+//! let edited = EditGuard::apply(&mut model, &edit)?;
+//! println!("{}", backlens_edit::eval::predicts(edited.model(), &request.prompt, &request.target)?);
+//! drop(edited); // the original weights are back
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod apply;
+mod error;
+pub mod eval;
+pub mod methods;
+pub mod metrics;
+pub mod request;
+pub mod search;
+
+pub use apply::{Edit, EditGuard, WeightUpdate};
+pub use error::{EditError, Result};
+pub use eval::{evaluate, EvalOptions, EvalReport, EvalSummary, RecordEval};
+pub use methods::{AdamConfig, AdamState, EditMethod, Eta, FineTune, ForwardPassShift, OneStepAdam, OneStepSgd};
+pub use request::EditRequest;

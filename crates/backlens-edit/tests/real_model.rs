@@ -1,0 +1,73 @@
+//! Editing the default model (SmolLM2-135M-Instruct, fetched once into `$BACKLENS_HOME`):
+//! the no-grad logits agree with the trace, and forward pass shift at the documented setting
+//! reaches high efficacy on a slice of the project's CounterFact-format dataset, leaving the
+//! model bit-identical afterwards. About 30 s in release on 2 cores.
+
+use backlens_edit::{evaluate, EditGuard, EditMethod, EditRequest, EvalOptions, Eta, ForwardPassShift};
+use backlens_model::{default_model, LanguageModel, Llama, Module, TraceOptions};
+use candle_core::IndexOp;
+use std::sync::OnceLock;
+
+/// The documented default of `backlens edit`/`eval` (`backlens::editing::DEFAULT_LAYER`,
+/// `DEFAULT_ETA`): layer 23 of 30 (relative depth 0.79; the paper's 35/47 is 0.74), scale-free
+/// η 500 (see the crate README for the search that chose it).
+const LAYER: usize = 23;
+const ETA: f64 = 500.0;
+/// Records in the slice (seeded sample of the project's dataset).
+const SLICE: usize = 10;
+
+fn model() -> &'static Llama {
+    static MODEL: OnceLock<Llama> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let path = default_model::ensure_default_model().expect("fetching the default model");
+        Llama::from_gguf(&path, &candle_core::Device::Cpu).expect("loading the default model")
+    })
+}
+
+#[test]
+fn logits_last_row_equals_the_trace_logits() {
+    let m = model();
+    let ids = m.tokenizer().encode("Lionel Messi plays for").unwrap();
+    let all = m.logits(&ids).unwrap();
+    assert_eq!(all.dims(), &[ids.len(), 49152]);
+    let trace = m.trace(&ids, 7042, &TraceOptions::only([])).unwrap();
+    let diff = (all.i(ids.len() - 1).unwrap() - &trace.logits).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let scale = trace.logits.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    eprintln!("last row of logits vs trace logits: max|diff| {diff:e} (max|logit| {scale})");
+    assert!(diff <= 1e-5 * scale, "max |diff| {diff}");
+    // "The capital of France is" predicts " Paris" (id 7042) at the last row.
+    let ids = m.tokenizer().encode("The capital of France is").unwrap();
+    assert_eq!(m.logits(&ids).unwrap().i(ids.len() - 1).unwrap().argmax(0).unwrap().to_scalar::<u32>().unwrap(), 7042);
+}
+
+#[test]
+fn forward_pass_shift_reaches_high_efficacy_on_a_slice() {
+    let records = backlens_data::load(&backlens_data::default_dataset_path()).unwrap();
+    let slice = backlens_data::sample(&records, SLICE, 0);
+    let mut edited = model().clone();
+    let before: Vec<u32> = edited.weight(LAYER, Module::MlpDown).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect();
+    let fps = ForwardPassShift::new(LAYER, Eta::ScaleFree(ETA));
+    let start = std::time::Instant::now();
+    // Unedited: no rewrite prompt predicts its new target yet.
+    for r in &slice {
+        let req = EditRequest::from_record(edited.tokenizer(), r).unwrap();
+        assert!(!backlens_edit::eval::predicts(&edited, &req.prompt, &req.target).unwrap(), "case {} already predicts", r.case_id);
+    }
+    let report = evaluate(&mut edited, Some(&fps), &slice, &EvalOptions::default(), &mut |_, _| {}).unwrap();
+    eprint!("{}", backlens_edit::eval::markdown_table(std::slice::from_ref(&report.summary)));
+    eprintln!("({SLICE} records in {:.1} s)", start.elapsed().as_secs_f64());
+    assert!(report.summary.efficacy.mean >= 90.0, "efficacy {} at layer {LAYER}, eta {ETA}", report.summary.efficacy);
+    // The paraphrases follow the edit too (unedited: 2.5% on a 20-record sample).
+    assert!(report.summary.paraphrase.mean >= 25.0, "paraphrase {}", report.summary.paraphrase);
+    let after: Vec<u32> = edited.weight(LAYER, Module::MlpDown).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect();
+    assert!(before == after, "the model was not restored bit for bit");
+}
+
+#[test]
+fn messi_plays_for_paris_after_one_edit() {
+    let mut m = model().clone();
+    let req = EditRequest::from_text(m.tokenizer(), "Lionel Messi plays for", " Paris").unwrap();
+    let edit = ForwardPassShift::new(LAYER, Eta::ScaleFree(ETA)).compute(&m, std::slice::from_ref(&req)).unwrap();
+    let guard = EditGuard::apply(&mut m, &edit).unwrap();
+    assert!(backlens_edit::eval::predicts(guard.model(), &req.prompt, &req.target).unwrap());
+}

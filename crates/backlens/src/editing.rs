@@ -1,0 +1,304 @@
+//! `backlens edit` and `backlens eval`: the editing methods of `backlens-edit` (forward pass
+//! shift, one-step SGD and Adam, fine-tuning) from the command line. The binary only declares
+//! the two subcommands; everything else is here.
+
+use crate::{Backlens, ModelSpec};
+use anyhow::{bail, Context, Result};
+use backlens_edit::eval::{default_corpus_path, load_corpus, markdown_table};
+use backlens_edit::{evaluate, AdamConfig, EditGuard, EditMethod, EditRequest, EvalOptions, EvalReport, Eta, FineTune, ForwardPassShift, OneStepAdam, OneStepSgd};
+use backlens_model::{LanguageModel, Module};
+use candle_core::{IndexOp, Tensor};
+use clap::{Args, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// The documented default setting of forward pass shift for the default model (SmolLM2-135M,
+/// 30 layers), chosen by the layer × η search in `crates/backlens-edit/README.md`: of the
+/// layers 16-27, the one whose smallest η reaching 95% efficacy (20 records) kept the most
+/// neighborhood accuracy (8.2 vs 17.2 unedited; no layer kept 80% of it).
+pub const DEFAULT_LAYER: usize = 23;
+/// The documented default η (scale-free): just above the smallest η reaching 95% efficacy at
+/// layer 23 (459).
+pub const DEFAULT_ETA: f64 = 500.0;
+
+/// An editing method by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MethodName {
+    /// No edit: the original model's row.
+    None,
+    /// Forward pass shift (the paper's Section 7).
+    Fps,
+    /// One SGD step on mlp.down.
+    Sgd,
+    /// One Adam step on mlp.down.
+    Adam,
+    /// Fine-tuning one MLP layer with Adam (the paper's FT rows).
+    Ft,
+}
+
+/// How forward pass shift's η is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EtaKindArg {
+    /// η/(|x_n|²|Dᵀ[t]|²): the FF2 output's dot product with the target embedding grows by η.
+    ScaleFree,
+    /// The paper's lr: FF2 += η Dᵀ[t] x_nᵀ (GPT2-xl: 0.24).
+    Raw,
+}
+
+/// The settings of every method.
+#[derive(Args, Clone, Debug)]
+pub struct MethodArgs {
+    /// The layer whose MLP is edited (0-based).
+    #[arg(long, default_value_t = DEFAULT_LAYER)]
+    pub layer: usize,
+    /// Forward pass shift's η.
+    #[arg(long, default_value_t = DEFAULT_ETA)]
+    pub eta: f64,
+    /// How η is read.
+    #[arg(long, value_enum, default_value = "scale-free")]
+    pub eta_kind: EtaKindArg,
+    /// Edit with forward pass shift even when the target already is the prediction (the
+    /// authors skip such requests).
+    #[arg(long)]
+    pub no_skip: bool,
+    /// Learning rate of one-step SGD.
+    #[arg(long, default_value_t = 1.0)]
+    pub sgd_lr: f64,
+    /// Learning rate of one-step Adam.
+    #[arg(long, default_value_t = 1e-3)]
+    pub adam_lr: f64,
+    /// Fine-tuning: Adam learning rate (paper: 5e-4).
+    #[arg(long, default_value_t = 5e-4)]
+    pub ft_lr: f64,
+    /// Fine-tuning: steps (paper: 25).
+    #[arg(long, default_value_t = 25)]
+    pub ft_steps: usize,
+    /// Fine-tuning: the layer (default: --layer).
+    #[arg(long)]
+    pub ft_layer: Option<usize>,
+    /// Fine-tuning: train mlp.gate, mlp.up and mlp.down instead of mlp.down alone.
+    #[arg(long)]
+    pub ft_whole_mlp: bool,
+}
+
+impl MethodArgs {
+    /// The method `name` with these settings (`None` for the original model).
+    pub fn build(&self, name: MethodName) -> Option<Box<dyn EditMethod>> {
+        Some(match name {
+            MethodName::None => return None,
+            MethodName::Fps => {
+                let eta = match self.eta_kind {
+                    EtaKindArg::ScaleFree => Eta::ScaleFree(self.eta),
+                    EtaKindArg::Raw => Eta::Raw(self.eta),
+                };
+                Box::new(ForwardPassShift { layer: self.layer, eta, skip_if_argmax: !self.no_skip })
+            }
+            MethodName::Sgd => Box::new(OneStepSgd { layer: self.layer, lr: self.sgd_lr }),
+            MethodName::Adam => Box::new(OneStepAdam::new(self.layer, self.adam_lr)),
+            MethodName::Ft => {
+                let mut ft = FineTune::paper(self.ft_layer.unwrap_or(self.layer));
+                ft.adam = AdamConfig::with_lr(self.ft_lr);
+                ft.steps = self.ft_steps;
+                if self.ft_whole_mlp {
+                    ft.modules = vec![Module::MlpGate, Module::MlpUp, Module::MlpDown];
+                }
+                Box::new(ft)
+            }
+        })
+    }
+}
+
+/// `backlens edit`: one edit, the prediction before and after.
+#[derive(Args, Debug)]
+pub struct EditArgs {
+    /// A GGUF file, a Hugging Face folder, or hf:org/name[@revision] (default: SmolLM2-135M-Instruct).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The prompt to edit.
+    #[arg(long, default_value = "Lionel Messi plays for")]
+    pub prompt: String,
+    /// The new target, usually with a leading space (several tokens allowed; forward pass shift
+    /// uses the first).
+    #[arg(long, default_value = " Paris")]
+    pub target: String,
+    /// The method.
+    #[arg(long, value_enum, default_value = "fps")]
+    pub method: MethodName,
+    #[command(flatten)]
+    pub settings: MethodArgs,
+    /// Number of top tokens shown before and after.
+    #[arg(long, default_value_t = 5)]
+    pub top_k: usize,
+    /// Save the edited weight matrices as safetensors (names `layers.<l>.<module>.weight`,
+    /// layout (d_out, d_in)).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+}
+
+/// `backlens eval`: CounterFact-style evaluation, one edit per record, restored after each.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A GGUF file, a Hugging Face folder, or hf:org/name[@revision] (default: SmolLM2-135M-Instruct).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Methods, comma-separated; each gives one table row.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "none,fps")]
+    pub method: Vec<MethodName>,
+    #[command(flatten)]
+    pub settings: MethodArgs,
+    /// A CounterFact-format dataset (JSON array or JSON lines; the original release works too).
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+    /// Evaluate a seeded sample of this many records (default: all).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Seed of the sample.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// New tokens per greedy generation for the n-gram entropy (0: no fluency measure).
+    #[arg(long, default_value_t = 0)]
+    pub generation_tokens: usize,
+    /// Measure perplexity on the corpus after each edit.
+    #[arg(long)]
+    pub perplexity: bool,
+    /// The perplexity corpus (default: data/perplexity-corpus.txt).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Measure n-gram entropy and perplexity only for the first N records (they dominate the cost).
+    #[arg(long)]
+    pub fluency_records: Option<usize>,
+    /// Output directory for eval.json and eval.md.
+    #[arg(long, default_value = "backlens-out")]
+    pub out: PathBuf,
+}
+
+fn load(model: &Option<String>) -> Result<Backlens> {
+    let spec = match model {
+        Some(text) => text.parse()?,
+        None => ModelSpec::Default,
+    };
+    Ok(Backlens::load_spec(&spec)?)
+}
+
+/// The top-k tokens (id, probability) after a prompt, and the target's rank and probability.
+type Prediction = (Vec<(u32, f32)>, usize, f32);
+
+/// Top-k tokens after `prompt` with their probabilities, and the rank and probability of `target`.
+fn prediction(model: &dyn LanguageModel, prompt: &[u32], target: u32, k: usize) -> Result<Prediction> {
+    let logits = model.logits(prompt)?.i(prompt.len() - 1)?.to_vec1::<f32>()?;
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let z: f64 = logits.iter().map(|&v| ((v - max) as f64).exp()).sum();
+    let p = |v: f32| (((v - max) as f64).exp() / z) as f32;
+    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+    order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+    let rank = logits.iter().filter(|&&v| v > logits[target as usize]).count();
+    Ok((order.iter().take(k).map(|&i| (i, p(logits[i as usize]))).collect(), rank, p(logits[target as usize])))
+}
+
+fn show(model: &dyn LanguageModel, label: &str, prompt: &[u32], target: u32, k: usize) -> Result<()> {
+    let (top, rank, p) = prediction(model, prompt, target, k)?;
+    let tok = model.tokenizer();
+    let list: Vec<String> = top.iter().map(|&(id, p)| Ok(format!("{:?} {p:.3}", tok.decode(&[id])?))).collect::<Result<_>>()?;
+    println!("{label:<7} top-{k}: {}", list.join(", "));
+    println!("{:<7} target {:?}: rank {rank}, p {p:.4}", "", tok.decode(&[target])?);
+    Ok(())
+}
+
+/// Runs `backlens edit`.
+pub fn run_edit(args: &EditArgs) -> Result<()> {
+    let bl = load(&args.model)?;
+    let mut model = bl.model().boxed_clone();
+    let request = EditRequest::from_text(model.tokenizer(), &args.prompt, &args.target)?;
+    let Some(method) = args.settings.build(args.method) else { bail!("--method none makes no edit") };
+    println!("model {}  prompt {:?}  target {:?} (ids {:?})", model.name(), args.prompt, args.target, request.target);
+    println!("method {}", method.name());
+    show(model.as_ref(), "before", &request.prompt, request.first_target(), args.top_k)?;
+    let start = std::time::Instant::now();
+    let edit = method.compute(model.as_ref(), std::slice::from_ref(&request))?;
+    let seconds = start.elapsed().as_secs_f64();
+    if edit.is_empty() {
+        println!("no edit: the target already is the prediction (use --no-skip to edit anyway)");
+        return Ok(());
+    }
+    let mut norms = Vec::new();
+    for u in &edit.updates {
+        let change = (&u.weight - model.weight(u.layer, u.module)?)?;
+        norms.push(format!("layers.{}.{}: |ΔW|_F {:.4}", u.layer, u.module.name(), change.sqr()?.sum_all()?.to_scalar::<f32>()?.sqrt()));
+    }
+    let guard = EditGuard::apply(model.as_mut(), &edit)?;
+    show(guard.model(), "after", &request.prompt, request.first_target(), args.top_k)?;
+    println!("edit computed in {seconds:.2} s ({} step(s)); {}", edit.steps, norms.join("; "));
+    if let Some(path) = &args.save {
+        let tensors: std::collections::HashMap<String, Tensor> =
+            edit.updates.iter().map(|u| (format!("layers.{}.{}.weight", u.layer, u.module.name()), u.weight.clone())).collect();
+        candle_core::safetensors::save(&tensors, path).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    guard.restore()?;
+    Ok(())
+}
+
+/// Runs `backlens eval`: writes `eval.json` and `eval.md` into `--out` and prints the table.
+pub fn run_eval(args: &EvalArgs) -> Result<()> {
+    let bl = load(&args.model)?;
+    let mut model = bl.model().boxed_clone();
+    let dataset = args.dataset.clone().unwrap_or_else(backlens_data::default_dataset_path);
+    let all = backlens_data::load(&dataset)?;
+    let records = match args.limit {
+        Some(n) => backlens_data::sample(&all, n, args.seed),
+        None => all,
+    };
+    let corpus = if args.perplexity {
+        let path = args.corpus.clone().unwrap_or_else(default_corpus_path);
+        Some(load_corpus(model.as_ref(), &path, 256)?)
+    } else {
+        None
+    };
+    let options = EvalOptions { generation_tokens: args.generation_tokens, fluency_records: args.fluency_records, perplexity_corpus: corpus };
+    let mut reports: Vec<EvalReport> = Vec::new();
+    for &name in &args.method {
+        let method = args.settings.build(name);
+        let label = method.as_ref().map_or_else(|| "original model".to_string(), |m| m.name());
+        let start = std::time::Instant::now();
+        let report = evaluate(model.as_mut(), method.as_deref(), &records, &options, &mut |done, total| {
+            progress_bar(&label, done, total, start.elapsed().as_secs_f64());
+        })?;
+        eprintln!();
+        reports.push(report);
+    }
+    let rows: Vec<_> = reports.iter().map(|r| r.summary.clone()).collect();
+    let table = markdown_table(&rows);
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let json = serde_json::json!({
+        "model": model.name(),
+        "dataset": dataset.display().to_string(),
+        "records": records.len(),
+        "seed": args.seed,
+        "generation_tokens": args.generation_tokens,
+        "fluency_records": args.fluency_records,
+        "perplexity": args.perplexity,
+        "reports": reports,
+    });
+    let (json_path, md_path) = (args.out.join("eval.json"), args.out.join("eval.md"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(&json)?).with_context(|| format!("cannot write {}", json_path.display()))?;
+    let md = format!(
+        "{} on {} ({} records, seed {}); accuracies and n-gram entropy ×100, mean ± population std over records.\n\n{table}",
+        model.name(),
+        dataset.display(),
+        records.len(),
+        args.seed
+    );
+    std::fs::write(&md_path, md).with_context(|| format!("cannot write {}", md_path.display()))?;
+    print!("{table}");
+    println!("wrote {} and {}", json_path.display(), md_path.display());
+    Ok(())
+}
+
+fn progress_bar(label: &str, done: usize, total: usize, seconds: f64) {
+    const WIDTH: usize = 30;
+    let filled = WIDTH * done / total.max(1);
+    let eta = seconds / done.max(1) as f64 * (total - done) as f64;
+    let mut err = std::io::stderr();
+    let _ = write!(err, "\r{label}: [{}{}] {done}/{total}  {seconds:.0} s, ~{eta:.0} s left ", "#".repeat(filled), ".".repeat(WIDTH - filled));
+    let _ = err.flush();
+}
