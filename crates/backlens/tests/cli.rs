@@ -161,3 +161,36 @@ fn lens_downloads_a_hub_model_from_a_local_hub_server() {
     std::fs::remove_dir_all(&home).ok();
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn reproduce_writes_pictures_numbers_and_statements() {
+    let out = scratch("reproduce");
+    let run = backlens(&["reproduce", "--figure", "3,fig22", "--limit", "3", "--out", out.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "stderr: {}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("== gradient-rank") && stdout.contains("== cosine"), "{stdout}");
+    for file in ["fig3-gradient-rank.svg", "fig3-gradient-rank.png", "gradient-rank.json", "gradient-rank.md", "fig23-last-token-mean.svg", "cosine.json"] {
+        assert!(std::fs::metadata(out.join(file)).is_ok_and(|m| m.len() > 0), "{file} missing; stdout: {stdout}");
+    }
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("gradient-rank.json")).unwrap()).unwrap();
+    assert_eq!(json["prompts"], 3);
+    assert_eq!(json["percent_rank_equals_n"]["mlp.up"].as_array().unwrap().len(), 30);
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn reproduce_rejects_unknown_figures_and_missing_datasets_before_loading() {
+    let run = backlens(&["reproduce", "--figure", "10"]);
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("unknown figure \"10\"") && stderr.contains("gradient-rank"), "{stderr}");
+
+    let run = backlens(&["reproduce", "--figure", "5", "--dataset", "/nonexistent/cf.json"]);
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("/nonexistent/cf.json"), "{stderr}");
+
+    let run = backlens(&["reproduce", "--figure", "5", "--limit", "0"]);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--limit must be at least 1"));
+}

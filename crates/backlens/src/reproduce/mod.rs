@@ -36,7 +36,7 @@ use serde::Serialize;
 use crate::{Backlens, Error};
 
 pub use aggregate::{normalized_layer, SegmentTable};
-pub use cosine::{CosineExample, FERRARI_EXAMPLE};
+pub use cosine::{mean_at_offset, mean_last_token_cosine, CosineExample, FERRARI_EXAMPLE};
 pub use neurons::*;
 pub use segments::{segment_means, segment_prompt, Segment};
 pub use sweep::{PromptStats, Sweep, RELATIVE_RANK_TOLERANCE};
@@ -283,14 +283,49 @@ impl Backlens {
         groups
             .iter()
             .map(|group| match group {
-                FigureGroup::GradientRank => ranks::reproduce(sweep()),
-                FigureGroup::Tables => tables::reproduce(self),
-                FigureGroup::Norms => norms::reproduce(sweep()),
-                FigureGroup::VjpRanks => vjp_ranks::reproduce(sweep()),
-                FigureGroup::InputRanks => input_ranks::reproduce(sweep()),
-                FigureGroup::Cosine => cosine::reproduce(self, sweep()),
-                FigureGroup::Neurons => neurons::reproduce(self),
+                FigureGroup::GradientRank => gradient_rank(sweep()),
+                FigureGroup::Tables => tables(self),
+                FigureGroup::Norms => norms(sweep()),
+                FigureGroup::VjpRanks => vjp_ranks(sweep()),
+                FigureGroup::InputRanks => input_ranks(sweep()),
+                FigureGroup::Cosine => cosine(self, sweep()),
+                FigureGroup::Neurons => neurons(self),
             })
             .collect()
     }
+}
+
+/// Figure 3, Lemma 4.1 and Appendix A from a sweep: % of prompts whose gradient rank is n.
+pub fn gradient_rank(sweep: &Sweep) -> Result<Reproduction, Error> {
+    ranks::reproduce(sweep)
+}
+
+/// Figures 4, 11-15, 24-25 and Tables 3, 5: the lens tables of [`PAPER_EXAMPLES`].
+pub fn tables(bl: &Backlens) -> Result<Reproduction, Error> {
+    tables::reproduce(bl)
+}
+
+/// Figures 5, 16, 17 from a sweep: mean norms by layer and prompt segment.
+pub fn norms(sweep: &Sweep) -> Result<Reproduction, Error> {
+    norms::reproduce(sweep)
+}
+
+/// Figures 6, 18, 19 from a sweep: lens ranks of the target and the answer in FF2's VJPs.
+pub fn vjp_ranks(sweep: &Sweep) -> Result<Reproduction, Error> {
+    vjp_ranks::reproduce(sweep)
+}
+
+/// Figures 20, 21 from a sweep: lens ranks of the answer and the target in FF1's x_n.
+pub fn input_ranks(sweep: &Sweep) -> Result<Reproduction, Error> {
+    input_ranks::reproduce(sweep)
+}
+
+/// Figures 22, 23: cross-layer cosine of the residual VJPs ([`FERRARI_EXAMPLE`] and the sweep).
+pub fn cosine(bl: &Backlens, sweep: &Sweep) -> Result<Reproduction, Error> {
+    cosine::reproduce(bl, sweep)
+}
+
+/// Appendix C: gradient neurons against spanning vectors.
+pub fn neurons(bl: &Backlens) -> Result<Reproduction, Error> {
+    neurons::reproduce(bl)
 }
