@@ -103,6 +103,9 @@ fn sweep_numbers_match_independent_computations() {
     let sweep = small_sweep();
     assert_eq!(sweep.prompts.len(), 4);
     assert!(sweep.skipped.is_empty(), "{:?}", sweep.skipped);
+    let html = sweep.to_html(2);
+    assert!(html.contains("4 prompts traced, 0 skipped") && html.contains("and 2 more prompts"), "{html}");
+    assert_eq!(html.matches("<tr>").count(), 3, "a header and two rows: {html}");
     let l = sweep.n_layers;
     for p in &sweep.prompts {
         let n = p.tokens.len();

@@ -203,3 +203,45 @@ fn norms(trace: &Trace, n_layers: usize) -> Result<BTreeMap<String, Vec<Vec<f32>
     }
     Ok(out)
 }
+
+impl Sweep {
+    /// An HTML summary: the model, how many prompts were traced and skipped, and one row per
+    /// prompt (up to `max_rows`) with its tokens, target and the model's answer.
+    pub fn to_html(&self, max_rows: usize) -> String {
+        let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        let correct = self.prompts.iter().filter(|p| p.answer_correct).count();
+        let mut html = format!(
+            "<p><b>{}</b>: {} prompts traced, {} skipped; {} answered correctly before the edit. {} layers, d_model {}, vocabulary {}.</p>\
+<table><tr><th>case</th><th>prompt</th><th>n</th><th>target</th><th>answer</th><th>correct</th></tr>",
+            escape(&self.model),
+            self.prompts.len(),
+            self.skipped.len(),
+            correct,
+            self.n_layers,
+            self.d_model,
+            self.vocab_size
+        );
+        for p in self.prompts.iter().take(max_rows) {
+            html.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:?}</td><td>{:?}</td><td>{}</td></tr>",
+                p.case_id,
+                escape(&p.prompt),
+                p.tokens.len(),
+                escape(&p.target),
+                escape(&p.answer),
+                if p.answer_correct { "yes" } else { "no" }
+            ));
+        }
+        html.push_str("</table>");
+        if self.prompts.len() > max_rows {
+            html.push_str(&format!("<p>… and {} more prompts.</p>", self.prompts.len() - max_rows));
+        }
+        html
+    }
+
+    /// Shows [`Sweep::to_html`] (first 10 prompts) in the evcxr Jupyter kernel.
+    #[cfg(feature = "evcxr")]
+    pub fn evcxr_display(&self) {
+        println!("EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT", self.to_html(10));
+    }
+}
