@@ -9,6 +9,8 @@
 //! * [`metrics`] and [`eval`]: efficacy, paraphrase and neighborhood accuracy as the authors
 //!   computed them (argmax, teacher-forced, mean and population std ×100), n-gram entropy of
 //!   greedy generations, and perplexity on a fixed corpus.
+//! * [`sweep`]: the layer × learning-rate sweep of the paper's Figure 26 (minimum step size of a
+//!   successful edit per layer, perplexity there) for forward pass shift, SGD and Adam.
 //!
 //! ```no_run
 //! use backlens_edit::{EditGuard, EditMethod, EditRequest, Eta, ForwardPassShift};
@@ -29,6 +31,7 @@ pub mod methods;
 pub mod metrics;
 pub mod request;
 pub mod search;
+pub mod sweep;
 
 pub use apply::{Edit, EditGuard, WeightUpdate};
 pub use error::{EditError, Result};

@@ -11,7 +11,7 @@
 
 use crate::error::{EditError, Result};
 use candle_core::{DType, Tensor};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// The lowest index of the largest value (`NaN`s never win).
@@ -118,7 +118,7 @@ pub fn ngram_entropy(text: &str) -> f64 {
 }
 
 /// Mean and population standard deviation (numpy's `np.std`, ddof 0).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MeanStd {
     pub mean: f64,
     pub std: f64,

@@ -5,6 +5,8 @@
 use crate::{Backlens, ModelSpec};
 use anyhow::{bail, Context, Result};
 use backlens_edit::eval::{default_corpus_path, load_corpus, markdown_table};
+use backlens_edit::sweep::{sweep, StepMethod, SweepOptions, SweepReport};
+use backlens_plot::{LineChart, ReferenceLine, Series};
 use backlens_edit::{evaluate, AdamConfig, EditGuard, EditMethod, EditRequest, EvalOptions, EvalReport, Eta, FineTune, ForwardPassShift, OneStepAdam, OneStepSgd};
 use backlens_model::{LanguageModel, Module};
 use candle_core::{IndexOp, Tensor};
@@ -20,6 +22,13 @@ pub const DEFAULT_LAYER: usize = 23;
 /// The documented default η (scale-free): just above the smallest η reaching 95% efficacy at
 /// layer 23 (459).
 pub const DEFAULT_ETA: f64 = 500.0;
+/// The documented default lr of one-step SGD at [`DEFAULT_LAYER`], chosen as η was: the
+/// smallest lr with which ≥ 95% of the same 20 records (seed 0) are edited successfully is 1.41
+/// (`backlens sweep-lr --layers 23 --methods sgd --limit 20`), rounded up.
+pub const DEFAULT_SGD_LR: f64 = 1.5;
+/// The documented default lr of one-step Adam at [`DEFAULT_LAYER`], chosen the same way (the
+/// smallest lr for ≥ 95% of the 20 records is 0.0104), rounded up.
+pub const DEFAULT_ADAM_LR: f64 = 0.011;
 
 /// An editing method by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -61,11 +70,12 @@ pub struct MethodArgs {
     /// authors skip such requests).
     #[arg(long)]
     pub no_skip: bool,
-    /// Learning rate of one-step SGD.
-    #[arg(long, default_value_t = 1.0)]
+    /// Learning rate of one-step SGD (default: the smallest lr editing ≥ 95% of 20 records at
+    /// layer 23, rounded up; see `backlens sweep-lr`).
+    #[arg(long, default_value_t = DEFAULT_SGD_LR)]
     pub sgd_lr: f64,
-    /// Learning rate of one-step Adam.
-    #[arg(long, default_value_t = 1e-3)]
+    /// Learning rate of one-step Adam (default chosen like --sgd-lr).
+    #[arg(long, default_value_t = DEFAULT_ADAM_LR)]
     pub adam_lr: f64,
     /// Fine-tuning: Adam learning rate (paper: 5e-4).
     #[arg(long, default_value_t = 5e-4)]
@@ -195,6 +205,16 @@ fn prediction(model: &dyn LanguageModel, prompt: &[u32], target: u32, k: usize) 
     Ok((order.iter().take(k).map(|&i| (i, p(logits[i as usize]))).collect(), rank, p(logits[target as usize])))
 }
 
+/// The `k` most likely next tokens after `prompt` (token ids) with their probabilities, most
+/// likely first (ties: lower id first).
+pub fn top_predictions(model: &dyn LanguageModel, prompt: &[u32], k: usize) -> Result<Vec<(String, f32)>> {
+    if prompt.is_empty() {
+        bail!("the prompt has no tokens");
+    }
+    let (top, _, _) = prediction(model, prompt, 0, k)?;
+    top.into_iter().map(|(id, p)| Ok((model.tokenizer().decode(&[id])?, p))).collect()
+}
+
 fn show(model: &dyn LanguageModel, label: &str, prompt: &[u32], target: u32, k: usize) -> Result<()> {
     let (top, rank, p) = prediction(model, prompt, target, k)?;
     let tok = model.tokenizer();
@@ -301,4 +321,204 @@ fn progress_bar(label: &str, done: usize, total: usize, seconds: f64) {
     let mut err = std::io::stderr();
     let _ = write!(err, "\r{label}: [{}{}] {done}/{total}  {seconds:.0} s, ~{eta:.0} s left ", "#".repeat(filled), ".".repeat(WIDTH - filled));
     let _ = err.flush();
+}
+
+/// `backlens sweep-lr`: the layer × learning-rate sweep of the paper's Figure 26.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// A GGUF file, a Hugging Face folder, or hf:org/name[@revision] (default: SmolLM2-135M-Instruct).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Methods, comma-separated: fps (forward pass shift, the paper's raw η), fps-scale-free,
+    /// sgd, adam.
+    #[arg(long, value_delimiter = ',', default_value = "fps,sgd,adam")]
+    pub methods: Vec<String>,
+    /// Edited layers, comma-separated (default: every `--layer-step`-th layer from 0, and the last).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Vec<usize>,
+    /// Spacing of the default layers.
+    #[arg(long, default_value_t = 3)]
+    pub layer_step: usize,
+    /// A CounterFact-format dataset (default: the project's).
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+    /// Records: a seeded sample of this many (the paper: 50).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Seed of the sample.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The search stops when the minimum step is known within this ratio.
+    #[arg(long, default_value_t = 1.1)]
+    pub resolution: f64,
+    /// Skip the perplexity after each minimum-step edit (Figure 26b).
+    #[arg(long)]
+    pub no_perplexity: bool,
+    /// Measure the perplexity only for the first N records of each layer and method (one pass
+    /// over the corpus per edit; default: every record).
+    #[arg(long)]
+    pub perplexity_records: Option<usize>,
+    /// The perplexity corpus (default: data/perplexity-corpus.txt).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Output directory for sweep.json, sweep.md and the figures.
+    #[arg(long, default_value = "backlens-out/sweep")]
+    pub out: PathBuf,
+    /// Compute nothing: redraw sweep.md and the figures from a sweep.json written earlier.
+    #[arg(long)]
+    pub from_json: Option<PathBuf>,
+}
+
+/// The default layers of the sweep: `0, step, 2·step, …` and the last layer.
+pub fn default_sweep_layers(n_layers: usize, step: usize) -> Vec<usize> {
+    let mut layers: Vec<usize> = (0..n_layers).step_by(step.max(1)).collect();
+    if layers.last() != Some(&(n_layers - 1)) {
+        layers.push(n_layers - 1);
+    }
+    layers
+}
+
+/// The three panels of the Figure 26 analog from a sweep: (a) `log10` of the median minimum
+/// step of a successful edit per layer, (b) `log10` of the mean perplexity after the
+/// minimum-step edit (dashed: the unedited model; log scale because an edit of an early layer
+/// can raise it a thousandfold), (c) the spread (population std over records) of `log10` of the
+/// minimum step, the paper's "variation".
+pub fn sweep_charts(report: &SweepReport) -> [LineChart; 3] {
+    let methods: Vec<StepMethod> = StepMethod::ALL.into_iter().filter(|m| report.cells.iter().any(|c| c.method == *m)).collect();
+    let series = |f: &dyn Fn(&backlens_edit::sweep::SweepCell) -> Option<f64>| -> Vec<Series> {
+        methods
+            .iter()
+            .map(|&m| Series {
+                name: m.label().to_string(),
+                points: report.cells.iter().filter(|c| c.method == m).map(|c| (c.layer as f64, f(c).unwrap_or(f64::NAN))).collect(),
+            })
+            .collect()
+    };
+    let records = report.records;
+    let lr = LineChart {
+        title: format!("Minimum step size of a successful edit ({}, {records} records)", report.model),
+        x_label: "edited layer (mlp.down)".into(),
+        y_label: "log10 median minimum lr / η".into(),
+        series: series(&|c| c.median_step.map(f64::log10)),
+        ..LineChart::default()
+    };
+    let ppl = LineChart {
+        title: "Perplexity after the minimum-step edit".into(),
+        x_label: "edited layer (mlp.down)".into(),
+        y_label: "log10 perplexity (mean over records)".into(),
+        series: series(&|c| c.perplexity.map(|p| p.mean.log10())),
+        reference_lines: report.base_perplexity.map(|p| ReferenceLine { y: p.log10(), label: format!("unedited ({p:.1})") }).into_iter().collect(),
+        ..LineChart::default()
+    };
+    let spread = LineChart {
+        title: "Variation of the minimum step across records".into(),
+        x_label: "edited layer (mlp.down)".into(),
+        y_label: "std over records of log10 minimum lr / η".into(),
+        series: series(&|c| c.log10_step.map(|m| m.std)),
+        ..LineChart::default()
+    };
+    [lr, ppl, spread]
+}
+
+/// Runs `backlens sweep-lr`: writes `sweep.json`, `sweep.md` and `sweep-{lr,perplexity,spread}.{svg,png}`.
+pub fn run_sweep(args: &SweepArgs) -> Result<()> {
+    if let Some(path) = &args.from_json {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        let report: SweepReport = serde_json::from_value(json["report"].clone()).with_context(|| format!("{} holds no sweep report", path.display()))?;
+        let header = format!(
+            "Figure 26 analog: {} ({} records, seed {}), redrawn from {}.",
+            report.model,
+            report.records,
+            json["seed"],
+            path.display()
+        );
+        return write_sweep(&report, &header, None, &args.out);
+    }
+    let methods = args.methods.iter().map(|m| m.parse::<StepMethod>()).collect::<std::result::Result<Vec<_>, _>>()?;
+    let bl = load(&args.model)?;
+    let mut model = bl.model().boxed_clone();
+    let layers = if args.layers.is_empty() { default_sweep_layers(model.n_layers(), args.layer_step) } else { args.layers.clone() };
+    let dataset = args.dataset.clone().unwrap_or_else(backlens_data::default_dataset_path);
+    let records = backlens_data::sample(&backlens_data::load(&dataset)?, args.limit, args.seed);
+    let corpus = if args.no_perplexity {
+        None
+    } else {
+        Some(load_corpus(model.as_ref(), &args.corpus.clone().unwrap_or_else(default_corpus_path), 256)?)
+    };
+    let options = SweepOptions { layers, methods, resolution: args.resolution, perplexity_corpus: corpus, perplexity_records: args.perplexity_records, ..SweepOptions::default() };
+    let start = std::time::Instant::now();
+    let report = sweep(model.as_mut(), &records, &options, &mut |done, total| progress_bar("sweep", done, total, start.elapsed().as_secs_f64()))?;
+    eprintln!();
+    let json = serde_json::json!({
+        "dataset": dataset.display().to_string(),
+        "seed": args.seed,
+        "resolution": args.resolution,
+        "perplexity_records": args.perplexity_records,
+        "report": report,
+    });
+    let header = format!("Figure 26 analog: {} on {} ({} records, seed {}); {:.0} s.", report.model, dataset.display(), report.records, args.seed, report.seconds);
+    write_sweep(&report, &header, Some(&json), &args.out)
+}
+
+/// Writes `sweep.json` (when `json` is given), `sweep.md` and the charts into `out`.
+fn write_sweep(report: &SweepReport, header: &str, json: Option<&serde_json::Value>, out: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    if let Some(json) = json {
+        let json_path = out.join("sweep.json");
+        std::fs::write(&json_path, serde_json::to_string_pretty(json)?).with_context(|| format!("cannot write {}", json_path.display()))?;
+        println!("wrote {}", json_path.display());
+    }
+    let table = report.markdown();
+    let md = format!(
+        "{header} Per layer and method: the minimum step of a successful edit (median over records; (k/n): found for k of n \
+         records), the std of its log10 over records, the step reaching 95% efficacy, and the perplexity after the \
+         minimum-step edit.\n\n{table}"
+    );
+    let md_path = out.join("sweep.md");
+    std::fs::write(&md_path, md).with_context(|| format!("cannot write {}", md_path.display()))?;
+    print!("{table}");
+    println!("wrote {}", md_path.display());
+    for (chart, name) in sweep_charts(report).iter().zip(["sweep-lr", "sweep-perplexity", "sweep-spread"]) {
+        if name == "sweep-perplexity" && report.base_perplexity.is_none() {
+            continue;
+        }
+        for ext in ["svg", "png"] {
+            let path = out.join(format!("{name}.{ext}"));
+            if ext == "svg" { chart.write_svg(&path) } else { chart.write_png(&path) }.with_context(|| format!("cannot write {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{default_sweep_layers, top_predictions};
+    use backlens_model::testing::{random_llama, TinyLlama};
+    use backlens_model::{LanguageModel, RopeLayout};
+
+    #[test]
+    fn top_predictions_are_the_softmax_ranking() {
+        let spec = TinyLlama { n_layers: 2, d_model: 8, n_heads: 2, n_kv_heads: 1, d_ff: 12, vocab: 19, context: 16, rope: RopeLayout::HalfSplit, tied: true };
+        let model = random_llama(spec, 3);
+        let prompt = [1, 2, 3];
+        let top = top_predictions(&model, &prompt, 4).unwrap();
+        assert_eq!(top.len(), 4);
+        let logits = model.logits(&prompt).unwrap().get(2).unwrap().to_vec1::<f32>().unwrap();
+        let best = backlens_edit::metrics::argmax(&logits) as u32;
+        assert_eq!(top[0].0, model.tokenizer().decode(&[best]).unwrap());
+        assert!(top.windows(2).all(|w| w[0].1 >= w[1].1), "{top:?}");
+        let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let z: f32 = logits.iter().map(|v| (v - max).exp()).sum();
+        assert!((top[0].1 - 1.0 / z).abs() < 1e-5, "{top:?} vs 1/{z}");
+        assert!(top_predictions(&model, &[], 3).is_err());
+    }
+
+    #[test]
+    fn default_sweep_layers_end_with_the_last_layer() {
+        assert_eq!(default_sweep_layers(30, 4), vec![0, 4, 8, 12, 16, 20, 24, 28, 29]);
+        assert_eq!(default_sweep_layers(7, 3), vec![0, 3, 6]);
+        assert_eq!(default_sweep_layers(3, 0), vec![0, 1, 2]);
+    }
 }

@@ -24,6 +24,9 @@ enum Command {
     Edit(backlens::editing::EditArgs),
     /// CounterFact-style evaluation of edit methods (the paper's Tables 1, 6, 7).
     Eval(backlens::editing::EvalArgs),
+    /// The layer × learning-rate sweep of the paper's Figure 26: minimum lr of a successful
+    /// edit per layer, and perplexity there, for forward pass shift, SGD and Adam.
+    SweepLr(backlens::editing::SweepArgs),
     /// Recompute figures of the paper (SVG, PNG, JSON numbers, paper-vs-ours Markdown).
     Reproduce(ReproduceArgs),
 }
@@ -130,6 +133,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench(&args),
         Command::Edit(args) => backlens::editing::run_edit(&args),
         Command::Eval(args) => backlens::editing::run_eval(&args),
+        Command::SweepLr(args) => backlens::editing::run_sweep(&args),
         Command::Reproduce(args) => reproduce(&args),
     }
 }

@@ -49,3 +49,46 @@ fn edit_rejects_a_layer_the_model_lacks() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("layer 30 does not exist"), "{stderr}");
 }
+
+#[test]
+fn sweep_lr_writes_the_figure_26_numbers_and_charts() {
+    let out = scratch("sweep");
+    let run = backlens(&["sweep-lr", "--layers", "23", "--methods", "fps,sgd", "--limit", "2", "--no-perplexity", "--out", out.to_str().unwrap()]);
+    assert!(run.status.success(), "stderr: {}", String::from_utf8_lossy(&run.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("sweep.json")).unwrap()).unwrap();
+    let report = &json["report"];
+    assert_eq!(report["records"], 2);
+    assert_eq!(report["points"].as_array().unwrap().len(), 4);
+    assert_eq!(report["cells"].as_array().unwrap().len(), 2);
+    // At the documented editing layer both methods find a successful step for both records.
+    for cell in report["cells"].as_array().unwrap() {
+        assert_eq!(cell["successes"], 2, "{cell}");
+        assert!(cell["median_step"].as_f64().unwrap() > 0.0);
+    }
+    assert!(report["base_perplexity"].is_null());
+    for f in ["sweep.md", "sweep-lr.svg", "sweep-lr.png", "sweep-spread.svg"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    assert!(!out.join("sweep-perplexity.svg").exists(), "no perplexity chart without perplexity");
+    // --from-json redraws the table and figures without computing.
+    let again = scratch("sweep-again");
+    let json_path = out.join("sweep.json");
+    let run = backlens(&["sweep-lr", "--from-json", json_path.to_str().unwrap(), "--out", again.to_str().unwrap()]);
+    assert!(run.status.success(), "stderr: {}", String::from_utf8_lossy(&run.stderr));
+    let table = |dir: &std::path::Path| {
+        let md = std::fs::read_to_string(dir.join("sweep.md")).unwrap();
+        md.lines().filter(|l| l.starts_with('|')).map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(table(&again), table(&out));
+    assert!(again.join("sweep-lr.svg").is_file() && !again.join("sweep.json").exists());
+    let _ = std::fs::remove_dir_all(&again);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn sweep_lr_rejects_an_unknown_method() {
+    let run = backlens(&["sweep-lr", "--methods", "rome", "--limit", "1"]);
+    assert_eq!(run.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("unknown sweep method \"rome\""), "{stderr}");
+}
