@@ -246,7 +246,7 @@ impl Reproduction {
             escape(&self.ours)
         );
         for (_, picture) in &self.pictures {
-            html.push_str(&format!("<div>{}</div>", picture.to_svg()?));
+            html.push_str(&format!("<div>{}</div>", picture.to_html()?));
         }
         Ok(html)
     }
