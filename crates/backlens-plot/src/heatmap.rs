@@ -261,10 +261,6 @@ impl HeatmapLayout {
 }
 
 impl Figure for Heatmap {
-    fn prefers_raster(&self) -> bool {
-        self.values.iter().map(Vec::len).sum::<usize>() > crate::render::RASTER_SHAPE_LIMIT
-    }
-
     type Layout = HeatmapLayout;
 
     fn check(&self) -> Result<(), PlotError> {

@@ -69,14 +69,6 @@ pub(crate) enum PictureLayout {
 }
 
 impl Figure for Picture {
-    fn prefers_raster(&self) -> bool {
-        match self {
-            Self::Table(t) => t.prefers_raster(),
-            Self::Heatmap(h) => h.prefers_raster(),
-            Self::Lines(c) => c.prefers_raster(),
-        }
-    }
-
     type Layout = PictureLayout;
 
     fn check(&self) -> Result<(), PlotError> {

@@ -64,28 +64,6 @@ pub(crate) trait Figure {
         p: &mut Painter<'_, B>,
         layout: &Self::Layout,
     ) -> Result<(), PlotError>;
-
-    /// Whether inline displays (notebooks, HTML) should embed a PNG rather than the SVG: true
-    /// for figures with so many shapes that the SVG would be large (a 6 × 1536 heatmap is
-    /// ~750 KB of SVG and ~50 KB of PNG).
-    fn prefers_raster(&self) -> bool {
-        false
-    }
-}
-
-/// Shapes above which [`Figure::prefers_raster`] says yes.
-pub(crate) const RASTER_SHAPE_LIMIT: usize = 4000;
-
-/// A figure as inline HTML: its SVG, or a base64 PNG `<img>` at the SVG's size when the figure
-/// prefers a raster.
-pub(crate) fn inline_html<F: Figure>(figure: &F, svg: impl FnOnce() -> Result<String, PlotError>, png: impl FnOnce() -> Result<Vec<u8>, PlotError>) -> Result<String, PlotError> {
-    use base64::Engine;
-    if !figure.prefers_raster() {
-        return svg();
-    }
-    let (width, height) = pixel_size(figure, 1.0)?;
-    let data = base64::engine::general_purpose::STANDARD.encode(png()?);
-    Ok(format!("<img width=\"{width}\" height=\"{height}\" src=\"data:image/png;base64,{data}\"/>"))
 }
 
 /// Widest text of `texts` in whole pixels, rounded up.
@@ -587,19 +565,6 @@ pub(crate) fn evcxr_content(svg: Result<String, PlotError>) -> String {
     }
 }
 
-/// What `evcxr_display` prints for a figure that prefers a raster: the base64 PNG.
-#[cfg(feature = "evcxr")]
-pub(crate) fn evcxr_png_content(png: Result<Vec<u8>, PlotError>) -> String {
-    use base64::Engine;
-    match png {
-        Ok(png) => format!(
-            "EVCXR_BEGIN_CONTENT image/png\n{}\nEVCXR_END_CONTENT",
-            base64::engine::general_purpose::STANDARD.encode(png)
-        ),
-        Err(e) => format!("EVCXR_BEGIN_CONTENT text/plain\nbacklens-plot: {e}\nEVCXR_END_CONTENT"),
-    }
-}
-
 /// The public output methods of a figure type, the same for every kind: `pixel_size`,
 /// `to_svg`, `to_png`, `to_png_with_scale`, `write_svg`, `write_png`, `write`, and with the
 /// `evcxr` feature `evcxr_display`. `$what` names the figure in the docs ("table", ...).
@@ -679,17 +644,7 @@ macro_rules! figure_methods {
             #[cfg(feature = "evcxr")]
             #[allow(dead_code)]
             pub(crate) fn evcxr_content(&self) -> String {
-                if $crate::render::Figure::prefers_raster(self) {
-                    $crate::render::evcxr_png_content(self.to_png())
-                } else {
-                    $crate::render::evcxr_content(self.to_svg())
-                }
-            }
-
-            #[doc = concat!("The ", $what, " as inline HTML: its SVG, or a PNG `<img>` (base64) at the \
-                SVG's size when the SVG would be very large (heatmaps of more than 4000 cells).")]
-            pub fn to_html(&self) -> Result<String, $crate::PlotError> {
-                $crate::render::inline_html(self, || self.to_svg(), || self.to_png())
+                $crate::render::evcxr_content(self.to_svg())
             }
         }
     };

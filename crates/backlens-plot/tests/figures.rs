@@ -537,17 +537,3 @@ fn write_picks_the_format_from_the_extension() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
-
-#[test]
-fn inline_html_is_svg_for_small_figures_and_png_for_huge_heatmaps() {
-    let small = heatmap(5, 30).to_html().unwrap();
-    assert!(small.starts_with("<svg"), "{}", &small[..40]);
-    assert!(chart().to_html().unwrap().starts_with("<svg"));
-
-    let wide = heatmap(6, 1536);
-    let html = wide.to_html().unwrap();
-    let (w, h) = wide.pixel_size(1.0).unwrap();
-    assert!(html.starts_with(&format!("<img width=\"{w}\" height=\"{h}\" src=\"data:image/png;base64,")), "{}", &html[..80]);
-    assert!(html.len() < wide.to_svg().unwrap().len(), "the PNG is smaller than the SVG");
-    assert_eq!(Picture::from(wide).to_html().unwrap(), html);
-}

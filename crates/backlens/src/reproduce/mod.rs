@@ -246,7 +246,7 @@ impl Reproduction {
             escape(&self.ours)
         );
         for (_, picture) in &self.pictures {
-            html.push_str(&format!("<div>{}</div>", picture.to_html()?));
+            html.push_str(&format!("<div>{}</div>", picture.to_svg()?));
         }
         Ok(html)
     }
