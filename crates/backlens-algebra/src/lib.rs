@@ -38,6 +38,7 @@
 //!   [`imprint_shift`].
 //! * Neuron-level analysis (Appendix C): [`neurons`] (cosine similarity, signed top-k lens
 //!   intersection).
+//! * Beyond the paper: whitened keys for rank-one edits (ROME's `C⁻¹x`), [`whitening`].
 //!
 //! The crate's `README.md` lists each statement with the test that proves it.
 //!
@@ -77,9 +78,11 @@
 
 pub mod imprint_shift;
 pub mod neurons;
+pub mod whitening;
 
 pub use imprint_shift::{forward_pass_shift, forward_pass_shift_change, predicted_change, single_token_step};
 pub use neurons::{cosine_similarity, top_k_intersection, LensReading, SpanningSet};
+pub use whitening::{SecondMoment, Whitener};
 
 use candle_core::{DType, Device, Tensor};
 use faer::Mat;

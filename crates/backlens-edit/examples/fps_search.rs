@@ -2,13 +2,17 @@
 //! reaching 95% efficacy on a seeded sample, then efficacy, paraphrase and neighborhood there.
 //!
 //! ```text
-//! cargo run --release -p backlens-edit --example fps_search -- LAYERS KIND START LIMIT
+//! cargo run --release -p backlens-edit --example fps_search -- LAYERS KIND START LIMIT [SHRINKAGE]
 //! cargo run --release -p backlens-edit --example fps_search -- 16,19,21,23,25,27 scale-free 500 20
+//! cargo run --release -p backlens-edit --example fps_search -- 23 scale-free 500 20 0.1
 //! ```
-//! KIND is `raw` or `scale-free`; START the first η tried; LIMIT the number of records (seed 0).
+//! KIND is `raw` or `scale-free`; START the first η tried; LIMIT the number of records (seed 0);
+//! SHRINKAGE, if given, uses the whitened key estimated on `data/key-corpus.txt` with that λ.
+use backlens_edit::keys::{default_key_corpus_path, Key, LayerWhitener};
 use backlens_edit::search::{search_layers, EtaKind, SearchOptions};
 use backlens_edit::*;
-use backlens_model::{default_model, Llama};
+use backlens_model::{default_model, LanguageModel, Llama};
+use std::sync::Arc;
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let mut model = Llama::from_gguf(&default_model::ensure_default_model()?, &candle_core::Device::Cpu)?;
     let args: Vec<String> = std::env::args().collect();
@@ -16,12 +20,19 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let kind = if args[2] == "raw" { EtaKind::Raw } else { EtaKind::ScaleFree };
     let start: f64 = args[3].parse()?;
     let limit: usize = args[4].parse()?;
+    let shrinkage: Option<f64> = args.get(5).map(|s| s.parse()).transpose()?;
     let records = backlens_data::load(&backlens_data::default_dataset_path())?;
     let slice = backlens_data::sample(&records, limit, 0);
     let base = evaluate(&mut model, None, &slice, &EvalOptions::default(), &mut |_, _| {})?;
     println!("{}", eval::markdown_table(std::slice::from_ref(&base.summary)));
     let opts = SearchOptions { kind, start, goal: 95.0, resolution: 1.15, max_doublings: 12 };
-    let res = search_layers(&mut model, &layers, &slice, &opts, &EvalOptions::default(), &mut |r| {
+    let key_for = |m: &dyn LanguageModel, layer: usize| -> backlens_edit::Result<Key> {
+        Ok(match shrinkage {
+            None => Key::Input,
+            Some(l) => Key::Whitened(Arc::new(LayerWhitener::from_corpus(m, layer, &default_key_corpus_path(), l)?)),
+        })
+    };
+    let res = search_layers(&mut model, &layers, &key_for, &slice, &opts, &EvalOptions::default(), &mut |r| {
         println!("layer {} eta {:?} probes {:?}", r.layer, r.eta, r.probes);
         if let Some(s) = &r.summary { print!("{}", eval::markdown_table(std::slice::from_ref(s))); }
     })?;

@@ -89,7 +89,7 @@ pub fn default_corpus_path() -> PathBuf {
 /// tokenized and truncated to `max_tokens` each (the paper truncates WikiText sentences to 256).
 pub fn load_corpus(model: &dyn LanguageModel, path: &Path, max_tokens: usize) -> Result<Vec<Vec<u32>>> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| EditError::Setting(format!("cannot read the perplexity corpus {}: {e}", path.display())))?;
+        .map_err(|e| EditError::Setting(format!("cannot read the corpus {}: {e}", path.display())))?;
     let mut out = Vec::new();
     for passage in passages(&text) {
         let mut ids = model.tokenizer().encode(&passage)?;
@@ -97,7 +97,7 @@ pub fn load_corpus(model: &dyn LanguageModel, path: &Path, max_tokens: usize) ->
         out.push(ids);
     }
     if out.is_empty() {
-        return Err(EditError::Setting(format!("the perplexity corpus {} has no passage", path.display())));
+        return Err(EditError::Setting(format!("the corpus {} has no passage", path.display())));
     }
     Ok(out)
 }

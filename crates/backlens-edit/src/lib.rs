@@ -4,6 +4,8 @@
 //! * [`methods`]: the [`EditMethod`] trait; [`ForwardPassShift`] (raw or scale-free η, several
 //!   edits at once), [`OneStepSgd`] and [`OneStepAdam`] on one FF2 (`mlp.down`) matrix from the
 //!   trace's low-rank gradient factors, and the [`FineTune`] baseline (Adam on one MLP layer).
+//! * [`keys`]: forward pass shift's key, the paper's `x_n` or a whitened `C⁻¹x_n` (ROME's
+//!   trick, beyond the paper) estimated on `data/key-corpus.txt`.
 //! * [`apply`]: an [`Edit`] is a set of new weights; [`EditGuard`] applies it through
 //!   `LanguageModel::set_weight` and puts the original tensors back when dropped.
 //! * [`metrics`] and [`eval`]: efficacy, paraphrase and neighborhood accuracy as the authors
@@ -27,6 +29,7 @@
 pub mod apply;
 mod error;
 pub mod eval;
+pub mod keys;
 pub mod methods;
 pub mod metrics;
 pub mod request;
@@ -36,5 +39,6 @@ pub mod sweep;
 pub use apply::{Edit, EditGuard, WeightUpdate};
 pub use error::{EditError, Result};
 pub use eval::{evaluate, EvalOptions, EvalReport, EvalSummary, RecordEval};
+pub use keys::{Key, LayerWhitener};
 pub use methods::{AdamConfig, AdamState, EditMethod, Eta, FineTune, ForwardPassShift, OneStepAdam, OneStepSgd};
 pub use request::EditRequest;

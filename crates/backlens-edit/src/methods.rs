@@ -13,7 +13,9 @@
 //!   `c |x_n|² e`, so its dot product with `e` grows by exactly `η` under the scale-free
 //!   parametrisation, whatever the layer's or model's scale. Requests whose target already is the
 //!   argmax are skipped, as in the authors' code. Several requests are applied together as the sum
-//!   of their rank-one terms, each computed on the unedited model.
+//!   of their rank-one terms, each computed on the unedited model. With a whitened [`Key`]
+//!   (beyond the paper) `x_nᵀ` is replaced by `kᵀ`, `k ∝ C_λ⁻¹x_n` with `kᵀx_n = |x_n|²`, which
+//!   leaves the shift at the edited prompt unchanged and reduces it on other inputs.
 //! * **Gradients.** The edit loss is the mean teacher-forced NLL over the target sub-tokens (and
 //!   requests), `L = (1/K) Σ_k -log p(t_k | prompt, t_<k)`. Its gradient at one linear module is
 //!   `G = Δᵀ X` from the traces' low-rank factors (one trace per sub-token; rows concatenated, Δ
@@ -29,6 +31,7 @@
 
 use crate::apply::{check_layer, Edit, WeightUpdate};
 use crate::error::{EditError, Result};
+use crate::keys::Key;
 use crate::request::EditRequest;
 use backlens_algebra::{forward_pass_shift, LowRankGradient};
 use backlens_model::{Kind, LanguageModel, Module, Site, TraceOptions};
@@ -84,21 +87,30 @@ pub fn sq_norm(v: &Tensor) -> Result<f64> {
     Ok(v.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?)
 }
 
-/// The paper's Forward Pass Shift (Section 7, App. I): `mlp.down ← mlp.down + c Dᵀ[t] x_nᵀ` at
-/// one layer, from one forward pass.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The paper's Forward Pass Shift (Section 7, App. I): `mlp.down ← mlp.down + c Dᵀ[t] kᵀ` at
+/// one layer, from one forward pass, with the key `k = x_n` (the paper) or a whitened key
+/// ([`Key`], beyond the paper).
+#[derive(Debug, Clone)]
 pub struct ForwardPassShift {
     pub layer: usize,
     pub eta: Eta,
     /// Skip a request whose first target sub-token already is the argmax (the authors' code
     /// does; default true).
     pub skip_if_argmax: bool,
+    /// The key of the rank-one term (default: `x_n`).
+    pub key: Key,
 }
 
 impl ForwardPassShift {
-    /// Forward pass shift at `layer` with `eta`, skipping targets that are already predicted.
+    /// Forward pass shift at `layer` with `eta` and the paper's key `x_n`, skipping targets that
+    /// are already predicted.
     pub fn new(layer: usize, eta: Eta) -> ForwardPassShift {
-        ForwardPassShift { layer, eta, skip_if_argmax: true }
+        ForwardPassShift { layer, eta, skip_if_argmax: true, key: Key::Input }
+    }
+
+    /// The same edit with another key.
+    pub fn with_key(self, key: Key) -> ForwardPassShift {
+        ForwardPassShift { key, ..self }
     }
 
     /// The ingredients of one request's rank-one term on the unedited model: `x_n` (d_ff), the
@@ -119,7 +131,10 @@ impl ForwardPassShift {
 
 impl EditMethod for ForwardPassShift {
     fn name(&self) -> String {
-        format!("forward pass shift (layer {}, eta {})", self.layer, self.eta)
+        match self.key {
+            Key::Input => format!("forward pass shift (layer {}, eta {})", self.layer, self.eta),
+            Key::Whitened(_) => format!("forward pass shift (layer {}, eta {}, {})", self.layer, self.eta, self.key),
+        }
     }
 
     fn compute(&self, model: &dyn LanguageModel, requests: &[EditRequest]) -> Result<Edit> {
@@ -134,7 +149,8 @@ impl EditMethod for ForwardPassShift {
                 continue;
             }
             let c = self.eta.coefficient(&x_n, &e)?;
-            w = forward_pass_shift(&w, &x_n, &e, c)?;
+            let k = self.key.key(self.layer, &x_n)?; // (d_ff), kᵀx_n = |x_n|²
+            w = forward_pass_shift(&w, &k, &e, c)?;
             changed = true;
         }
         if changed {

@@ -9,6 +9,7 @@
 use crate::apply::EditGuard;
 use crate::error::Result;
 use crate::eval::{evaluate, predicts, EvalOptions, EvalSummary};
+use crate::keys::Key;
 use crate::methods::{EditMethod, Eta, ForwardPassShift};
 use crate::request::EditRequest;
 use backlens_data::Record;
@@ -76,9 +77,17 @@ pub type Probes = Vec<(f64, f64)>;
 /// The smallest η at `layer` whose efficacy on `requests` reaches `opts.goal` (bracket, then
 /// bisect in log space; `None` if none did), with every probe.
 pub fn min_eta(model: &mut dyn LanguageModel, layer: usize, requests: &[EditRequest], opts: &SearchOptions) -> Result<(Option<f64>, Probes)> {
-    let kind = opts.kind;
-    min_setting(model, &|eta| Box::new(ForwardPassShift::new(layer, kind.eta(eta))), requests, opts)
+    min_eta_with_key(model, layer, &Key::Input, requests, opts)
 }
+
+/// [`min_eta`] for forward pass shift with `key`.
+pub fn min_eta_with_key(model: &mut dyn LanguageModel, layer: usize, key: &Key, requests: &[EditRequest], opts: &SearchOptions) -> Result<(Option<f64>, Probes)> {
+    let kind = opts.kind;
+    min_setting(model, &|eta| Box::new(ForwardPassShift::new(layer, kind.eta(eta)).with_key(key.clone())), requests, opts)
+}
+
+/// How a layer search chooses forward pass shift's key at each layer.
+pub type KeyForLayer<'a> = &'a dyn Fn(&dyn LanguageModel, usize) -> Result<Key>;
 
 /// The smallest step size `s` (learning rate, η) for which the method `make(s)` reaches
 /// `opts.goal` % efficacy on `requests` (bracket from `opts.start` by doubling or halving, then
@@ -133,11 +142,12 @@ pub fn min_setting(model: &mut dyn LanguageModel, make: &dyn Fn(f64) -> Box<dyn 
     Ok((Some(hi), probes))
 }
 
-/// For each layer: the smallest sufficient η on `records`, then the full evaluation there.
-/// `report(result)` is called after each layer.
+/// For each layer: the smallest sufficient η on `records` with the key `key_for(model, layer)`,
+/// then the full evaluation there. `report(result)` is called after each layer.
 pub fn search_layers(
     model: &mut dyn LanguageModel,
     layers: &[usize],
+    key_for: KeyForLayer<'_>,
     records: &[Record],
     opts: &SearchOptions,
     eval: &EvalOptions,
@@ -146,9 +156,13 @@ pub fn search_layers(
     let requests = records.iter().map(|r| EditRequest::from_record(model.tokenizer(), r)).collect::<Result<Vec<_>>>()?;
     let mut out = Vec::new();
     for &layer in layers {
-        let (eta, probes) = min_eta(model, layer, &requests, opts)?;
+        let key = key_for(&*model, layer)?;
+        let (eta, probes) = min_eta_with_key(model, layer, &key, &requests, opts)?;
         let summary = match eta {
-            Some(e) => Some(evaluate(model, Some(&ForwardPassShift::new(layer, opts.kind.eta(e))), records, eval, &mut |_, _| {})?.summary),
+            Some(e) => {
+                let fps = ForwardPassShift::new(layer, opts.kind.eta(e)).with_key(key);
+                Some(evaluate(model, Some(&fps), records, eval, &mut |_, _| {})?.summary)
+            }
             None => None,
         };
         let r = LayerResult { layer, kind: opts.kind, eta, probes, summary };

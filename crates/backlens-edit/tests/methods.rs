@@ -111,7 +111,7 @@ fn forward_pass_shift_skips_a_target_that_is_already_predicted() {
         let fps = ForwardPassShift::new(0, Eta::Raw(1.0));
         let edit = fps.compute(model.as_ref(), &[EditRequest::new(prompt.clone(), vec![top]).unwrap()]).unwrap();
         assert!(edit.is_empty() && edit.skipped == vec![0], "{}", model.name());
-        let no_skip = ForwardPassShift { skip_if_argmax: false, ..fps };
+        let no_skip = ForwardPassShift { skip_if_argmax: false, ..fps.clone() };
         assert_eq!(no_skip.compute(model.as_ref(), &[EditRequest::new(prompt.clone(), vec![top]).unwrap()]).unwrap().updates.len(), 1);
         // A batch with one predicted and one new target edits for the second only.
         let batch = [EditRequest::new(prompt.clone(), vec![top]).unwrap(), EditRequest::new(prompt.clone(), vec![other]).unwrap()];

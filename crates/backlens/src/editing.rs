@@ -101,7 +101,7 @@ impl MethodArgs {
                     EtaKindArg::ScaleFree => Eta::ScaleFree(self.eta),
                     EtaKindArg::Raw => Eta::Raw(self.eta),
                 };
-                Box::new(ForwardPassShift { layer: self.layer, eta, skip_if_argmax: !self.no_skip })
+                Box::new(ForwardPassShift { layer: self.layer, eta, skip_if_argmax: !self.no_skip, key: backlens_edit::Key::Input })
             }
             MethodName::Sgd => Box::new(OneStepSgd { layer: self.layer, lr: self.sgd_lr }),
             MethodName::Adam => Box::new(OneStepAdam::new(self.layer, self.adam_lr)),
