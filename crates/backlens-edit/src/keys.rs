@@ -1,15 +1,24 @@
 //! The key of forward pass shift's rank-one term `c e kᵀ`: the edited prompt's FF2 input `x_n`
-//! (the paper) or a whitened key `∝ C_λ⁻¹x_n` (ROME's trick; beyond the paper).
+//! (the paper) or a whitened key `∝ C_λ⁻¹x_n` (beyond the paper). Two choices of `C`, the second
+//! moment of `mlp.down`'s inputs at the edited layer:
 //!
-//! `C` is the second moment of `mlp.down`'s inputs at the edited layer over a generic text
-//! corpus, by default `data/key-corpus.txt` (self-written, disjoint from the perplexity
-//! corpus); the algebra is in [`backlens_algebra::whitening`]. The whitened key is normalised so
-//! that `kᵀx_n = |x_n|²`: at the edited prompt's last token both keys shift FF2's output by the
-//! same `c |x_n|² e`, and only the spill-over onto other inputs (the neighborhood prompts)
-//! differs.
+//! * [`Key::Whitened`] (ROME's trick): every position of a generic text corpus, by default
+//!   `data/key-corpus.txt` (self-written, disjoint from the perplexity corpus). It protects
+//!   generic text, not the neighbors: on SmolLM2 at layer 23 the share of the shift reaching
+//!   generic tokens falls from 0.18 to 0.02, the share reaching neighborhood prompts only from
+//!   0.82 to 0.71 (`examples/spillover.rs`).
+//! * [`Key::TemplateContrast`]: the last token of the request's own template filled with
+//!   invented subjects ([`INVENTED_SUBJECTS`]): "the same question about someone else". The key
+//!   then points where this subject's question differs from everyone else's, and the share
+//!   reaching the neighborhood prompts falls to 0.28.
+//!
+//! The algebra is in [`backlens_algebra::whitening`]. Whitened keys are normalised so that
+//! `kᵀx_n = |x_n|²`: at the edited prompt's last token every key shifts FF2's output by the same
+//! `c |x_n|² e`, and only the spill-over onto other inputs differs.
 
 use crate::error::{EditError, Result};
 use crate::eval::load_corpus;
+use crate::request::EditRequest;
 use backlens_algebra::{SecondMoment, Whitener};
 use backlens_model::{Kind, LanguageModel, Module, Site, TraceOptions};
 use candle_core::Tensor;
@@ -22,18 +31,27 @@ pub enum Key {
     /// `k = x_n`, the paper's forward pass shift.
     #[default]
     Input,
-    /// `k = (|x_n|²/x_nᵀC_λ⁻¹x_n) C_λ⁻¹x_n` with the statistics of one layer.
+    /// `k = (|x_n|²/x_nᵀC_λ⁻¹x_n) C_λ⁻¹x_n` with the statistics of one layer on generic text.
     Whitened(Arc<LayerWhitener>),
+    /// The same, with `C` from the request's template filled with other subjects (computed per
+    /// request; needs [`EditRequest::template`]).
+    TemplateContrast(Arc<TemplateContrast>),
 }
 
 impl Key {
-    /// The key for the FF2 input `x_n` at `layer`.
+    /// The key for the FF2 input `x_n` of `request` at `layer`.
     ///
     /// # Shapes
     /// * `x_n`: `(d_ff)`; returns `(d_ff)`
-    pub fn key(&self, layer: usize, x_n: &Tensor) -> Result<Tensor> {
+    pub fn key(&self, model: &dyn LanguageModel, layer: usize, request: &EditRequest, x_n: &Tensor) -> Result<Tensor> {
         match self {
             Key::Input => Ok(x_n.clone()),
+            Key::TemplateContrast(t) => {
+                let template = request.template.as_deref().ok_or_else(|| {
+                    EditError::Request("the template-contrast key needs the prompt's template (`{}` for the subject): build the request with EditRequest::from_record or with_template".into())
+                })?;
+                Ok(t.whitener(model, layer, template)?.key(x_n)?)
+            }
             Key::Whitened(w) => {
                 if w.layer != layer {
                     return Err(EditError::Setting(format!(
@@ -52,6 +70,7 @@ impl std::fmt::Display for Key {
         match self {
             Key::Input => write!(f, "key x_n"),
             Key::Whitened(w) => write!(f, "whitened key, shrinkage {}, {} tokens", w.whitener.shrinkage(), w.tokens),
+            Key::TemplateContrast(t) => write!(f, "template-contrast key, shrinkage {}, {} subjects", t.shrinkage, t.subjects.len()),
         }
     }
 }
@@ -106,3 +125,52 @@ pub fn ff2_input_moment(model: &dyn LanguageModel, layer: usize, sequences: &[Ve
     }
     moment.ok_or_else(|| EditError::Setting("the key corpus has no sequence of two or more tokens".into()))
 }
+
+/// The template-contrast key's statistics: the request's template filled with each of
+/// `subjects`, the FF2 input at the last token.
+#[derive(Debug, Clone)]
+pub struct TemplateContrast {
+    pub subjects: Vec<String>,
+    /// λ ∈ (0, 1] of [`SecondMoment::whitener`].
+    pub shrinkage: f64,
+}
+
+impl TemplateContrast {
+    /// With the shipped [`INVENTED_SUBJECTS`].
+    pub fn new(shrinkage: f64) -> TemplateContrast {
+        TemplateContrast { subjects: INVENTED_SUBJECTS.iter().map(|s| s.to_string()).collect(), shrinkage }
+    }
+
+    /// `C_λ⁻¹` of the last-token FF2 inputs at `layer` of `template` filled with every subject
+    /// (one forward pass each).
+    pub fn whitener(&self, model: &dyn LanguageModel, layer: usize, template: &str) -> Result<Whitener> {
+        if template.matches("{}").count() != 1 {
+            return Err(EditError::Request(format!("the template {template:?} must contain exactly one `{{}}` where the subject goes")));
+        }
+        crate::apply::check_layer(model, layer)?;
+        let site = Site::new(Module::MlpDown, Kind::Input);
+        let options = TraceOptions::only([site]).with_layers([layer]);
+        let d_ff = model.weight(layer, Module::MlpDown)?.dims2()?.1;
+        let mut moment = SecondMoment::new(d_ff)?;
+        for subject in &self.subjects {
+            let ids = model.tokenizer().encode(&template.replacen("{}", subject, 1))?;
+            if ids.is_empty() {
+                continue;
+            }
+            let trace = model.trace(&ids, 0, &options)?;
+            let xs = trace.require(site.at(layer))?; // (T, d_ff)
+            moment.add(&xs.narrow(0, ids.len() - 1, 1)?)?; // the last token only
+        }
+        Ok(moment.whitener(self.shrinkage)?)
+    }
+}
+
+/// Forty invented subjects (people, places, organisations; none is in the project's dataset)
+/// for [`TemplateContrast`].
+pub const INVENTED_SUBJECTS: [&str; 40] = [
+    "Anna Berglund", "Tomas Okafor", "Lina Maretti", "Pieter Vossberg", "Hana Kulik", "Marco Delacroix", "Ines Favre", "Oskar Lindqvist",
+    "Rafael Quintero", "Mei Tanaka", "Jonas Albrecht", "Clara Novak", "Dmitri Sokolenko", "Amara Nwosu", "Felix Harrow", "Sofia Lenz",
+    "Kestrel Bay", "Oakridge Labs", "Norvale", "the Halden Group", "Brightwater Studios", "Mount Tessaly", "Velmora", "Corvin Motors",
+    "Isla Brennan", "Yusuf Demir", "Greta Holm", "Lucas Ferreira", "Nadia Petrova", "Emil Castellan", "Ruth Achterberg", "Kofi Mensah",
+    "Aldermoor", "the Tarrow Institute", "Silverpine Records", "Port Elsin", "Quillon Software", "Marrowfield", "Lake Ondra", "Bellhaven",
+];

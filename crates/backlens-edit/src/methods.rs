@@ -133,7 +133,7 @@ impl EditMethod for ForwardPassShift {
     fn name(&self) -> String {
         match self.key {
             Key::Input => format!("forward pass shift (layer {}, eta {})", self.layer, self.eta),
-            Key::Whitened(_) => format!("forward pass shift (layer {}, eta {}, {})", self.layer, self.eta, self.key),
+            Key::Whitened(_) | Key::TemplateContrast(_) => format!("forward pass shift (layer {}, eta {}, {})", self.layer, self.eta, self.key),
         }
     }
 
@@ -149,7 +149,7 @@ impl EditMethod for ForwardPassShift {
                 continue;
             }
             let c = self.eta.coefficient(&x_n, &e)?;
-            let k = self.key.key(self.layer, &x_n)?; // (d_ff), kᵀx_n = |x_n|²
+            let k = self.key.key(model, self.layer, request, &x_n)?; // (d_ff), kᵀx_n = |x_n|²
             w = forward_pass_shift(&w, &k, &e, c)?;
             changed = true;
         }

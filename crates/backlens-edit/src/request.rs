@@ -15,6 +15,9 @@ pub struct EditRequest {
     pub prompt: Vec<u32>,
     /// Token ids of the new target (non-empty).
     pub target: Vec<u32>,
+    /// The prompt's template with `{}` where the subject goes, when known (CounterFact's
+    /// `prompt`); the template-contrast key of forward pass shift needs it.
+    pub template: Option<String>,
 }
 
 impl EditRequest {
@@ -26,7 +29,7 @@ impl EditRequest {
         if target.is_empty() {
             return Err(EditError::Request("the target has no tokens".into()));
         }
-        Ok(EditRequest { prompt, target })
+        Ok(EditRequest { prompt, target, template: None })
     }
 
     /// A request from text. The target is encoded as given: for a word after the prompt this
@@ -37,8 +40,14 @@ impl EditRequest {
 
     /// The rewrite of a CounterFact record: `prompt.format(subject)` → `" " + target_new`
     /// (the leading space as in the authors' code).
+    /// The record's template is kept in [`template`](Self::template).
     pub fn from_record(tokenizer: &TextTokenizer, record: &Record) -> Result<EditRequest> {
-        EditRequest::from_text(tokenizer, &record.rewrite_prompt(), &spaced(&record.target_new))
+        Ok(EditRequest::from_text(tokenizer, &record.rewrite_prompt(), &spaced(&record.target_new))?.with_template(&record.prompt))
+    }
+
+    /// The same request with its prompt's template (`{}` where the subject goes).
+    pub fn with_template(self, template: &str) -> EditRequest {
+        EditRequest { template: Some(template.to_string()), ..self }
     }
 
     /// The first sub-token of the target, the one forward pass shift writes in.

@@ -3,7 +3,8 @@
 //! the key computed independently here, the shift at the edited prompt equals the plain key's,
 //! λ = 1 reduces to the paper's edit, and a key from another layer is refused.
 
-use backlens_edit::keys::{ff2_input_moment, Key, LayerWhitener};
+use backlens_edit::keys::{ff2_input_moment, Key, LayerWhitener, TemplateContrast, INVENTED_SUBJECTS};
+use backlens_algebra::SecondMoment;
 use backlens_edit::{EditMethod, EditRequest, Eta, ForwardPassShift};
 use backlens_model::testing::{random_gpt2, random_llama, TinyGpt2, TinyLlama};
 use backlens_model::{Gpt2Activation, Kind, LanguageModel, Module, RopeLayout, Site, TraceOptions};
@@ -148,4 +149,53 @@ fn a_key_estimated_at_another_layer_is_refused() {
     let err = ff2_input_moment(&model, 0, &[vec![3]]).unwrap_err().to_string();
     assert!(err.contains("no sequence of two or more tokens"), "{err}");
     assert!(LayerWhitener::estimate(&model, 7, &corpus(), 0.5).is_err());
+}
+
+/// The template-contrast key on the tiny models (their tokenizer knows the words `t0 .. t{V-1}`).
+fn contrast() -> TemplateContrast {
+    TemplateContrast { subjects: ["t1", "t2 t3", "t5", "t7 t7", "t8", "t9 t0 t1"].map(String::from).to_vec(), shrinkage: 0.3 }
+}
+
+#[test]
+fn template_contrast_whitens_with_the_last_token_of_the_template_filled_with_other_subjects() {
+    for model in models() {
+        let template = "{} t4 t6";
+        for layer in 0..model.n_layers() {
+            // The reference: the same second moment from traces of the filled templates.
+            let mut want = SecondMoment::new(12).unwrap();
+            for subject in &contrast().subjects {
+                let ids = model.tokenizer().encode(&template.replacen("{}", subject, 1)).unwrap();
+                let last = ff2_inputs(model.as_ref(), &ids, layer).pop().unwrap();
+                want.add(&Tensor::new(vec![last], &candle_core::Device::Cpu).unwrap()).unwrap();
+            }
+            let want = want.whitener(0.3).unwrap();
+            let got = contrast().whitener(model.as_ref(), layer, template).unwrap();
+            let diff = (got.inverse() - want.inverse()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+            let scale = want.inverse().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+            assert!(diff <= 1e-6 * scale, "{} layer {layer}: C_λ⁻¹ differs by {diff:e} (max {scale:e})", model.name());
+            // The edit uses exactly that key.
+            let req = EditRequest::new(model.tokenizer().encode("t11 t4 t6").unwrap(), vec![3]).unwrap().with_template(template);
+            let x = Tensor::new(ff2_inputs(model.as_ref(), &req.prompt, layer).pop().unwrap(), &candle_core::Device::Cpu).unwrap().to_dtype(DType::F32).unwrap();
+            let k = want.key(&x).unwrap();
+            let fps = ForwardPassShift::new(layer, Eta::Raw(0.7));
+            let with_key = fps.clone().with_key(Key::Whitened(Arc::new(LayerWhitener { layer, tokens: 6, whitener: want })));
+            let plain_whitened = with_key.compute(model.as_ref(), &[req.clone()]).unwrap();
+            let contrasted = fps.with_key(Key::TemplateContrast(Arc::new(contrast()))).compute(model.as_ref(), &[req]).unwrap();
+            let diff = (&plain_whitened.updates[0].weight - &contrasted.updates[0].weight).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(diff < 1e-5, "{} layer {layer}: template-contrast edit differs from W + c e kᵀ by {diff:e}", model.name());
+            assert!(k.dims() == [12]);
+        }
+    }
+}
+
+#[test]
+fn template_contrast_needs_a_template_with_one_placeholder() {
+    let model = random_llama(LLAMA, 21);
+    let fps = ForwardPassShift::new(1, Eta::Raw(0.5)).with_key(Key::TemplateContrast(Arc::new(contrast())));
+    let err = fps.compute(&model, &[EditRequest::new(vec![2, 6, 1], vec![4]).unwrap()]).unwrap_err().to_string();
+    assert!(err.contains("needs the prompt's template") && err.contains("with_template"), "{err}");
+    let err = fps.compute(&model, &[EditRequest::new(vec![2, 6, 1], vec![4]).unwrap().with_template("t2 t6 t1")]).unwrap_err().to_string();
+    assert!(err.contains("exactly one `{}`"), "{err}");
+    assert!(fps.name().contains("template-contrast key, shrinkage 0.3, 6 subjects"), "{}", fps.name());
+    assert_eq!(TemplateContrast::new(0.1).subjects.len(), INVENTED_SUBJECTS.len());
 }

@@ -43,6 +43,36 @@ fn eval_writes_json_and_markdown() {
 }
 
 #[test]
+fn whitened_key_edit_reaches_the_target_and_bad_shrinkage_is_refused() {
+    let run = backlens(&["edit", "--method", "fps-whitened", "--prompt", "Lionel Messi plays for", "--target", " Paris"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "stderr: {}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("whitened key, shrinkage 0.1"), "{stdout}");
+    let after = stdout.lines().skip_while(|l| !l.starts_with("after")).nth(1).unwrap_or_default();
+    assert!(after.contains("rank 0"), "the whitened edit makes \" Paris\" the prediction: {stdout}");
+    let run = backlens(&["edit", "--method", "fps-whitened", "--key-shrinkage", "0"]);
+    assert_eq!(run.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("shrinkage must be in (0, 1]"), "{stderr}");
+}
+
+#[test]
+fn template_contrast_edit_needs_the_subject_and_reaches_the_target() {
+    let run = backlens(&["edit", "--method", "fps-template", "--prompt", "Lionel Messi plays for", "--target", " Paris"]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("needs --subject"), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = backlens(&["edit", "--method", "fps-template", "--subject", "Ronaldo", "--prompt", "Lionel Messi plays for"]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("does not occur in --prompt"));
+    let run = backlens(&["edit", "--method", "fps-template", "--subject", "Lionel Messi", "--prompt", "Lionel Messi plays for", "--target", " Paris"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "stderr: {}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("template-contrast key, shrinkage 0.1, 40 subjects"), "{stdout}");
+    let after = stdout.lines().skip_while(|l| !l.starts_with("after")).nth(1).unwrap_or_default();
+    assert!(after.contains("rank 0"), "the template-contrast edit makes \" Paris\" the prediction: {stdout}");
+}
+
+#[test]
 fn edit_rejects_a_layer_the_model_lacks() {
     let run = backlens(&["edit", "--layer", "30"]);
     assert_eq!(run.status.code(), Some(1));
