@@ -4,13 +4,15 @@
 //! ```text
 //! cargo run --release -p backlens-edit --example spillover -- ratios LAYER LIMIT
 //! cargo run --release -p backlens-edit --example spillover -- subject LAYERS LIMIT
+//! cargo run --release -p backlens-edit --example spillover -- template LAYER LIMIT SHRINKAGE
 //! ```
 //! `ratios`: for each record, the share `kᵀx'/kᵀx_n` of the edit that reaches the last-token FF2
 //! input `x'` of its neighborhood prompts and of generic text (the perplexity corpus), for the
 //! paper's key and whitened keys. `subject`: forward pass shift (scale-free) written at the last
 //! subject token instead of the last token; per layer the smallest η reaching 95% efficacy and
-//! the metrics there.
-use backlens_edit::keys::{default_key_corpus_path, LayerWhitener};
+//! the metrics there. `template`: the same shares for the template-contrast key, and for the
+//! paraphrase prompts.
+use backlens_edit::keys::{default_key_corpus_path, LayerWhitener, TemplateContrast};
 use backlens_edit::search::{min_setting, SearchOptions, EtaKind};
 use backlens_edit::*;
 use backlens_model::{default_model, Kind, LanguageModel, Llama, Module, Site, TraceOptions};
@@ -56,12 +58,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         let lambda: f64 = args.get(4).map(|s| s.parse().unwrap()).unwrap_or(0.1);
         let (mut neigh, mut para, mut cos) = (Vec::new(), Vec::new(), Vec::new());
         for rec in &slice {
-            let mut m = backlens_algebra::SecondMoment::new(model.weight(layer, Module::MlpDown)?.dims()[1])?;
-            for subj in INVENTED_SUBJECTS {
-                let ids = model.tokenizer().encode(&rec.prompt.replacen("{}", subj, 1))?;
-                m.add(&ff2_inputs(&model, &ids, layer).narrow(0, ids.len() - 1, 1)?)?;
-            }
-            let w = m.whitener(lambda)?;
+            let w = TemplateContrast::new(lambda).whitener(&model, layer, &rec.prompt)?;
             let ids = model.tokenizer().encode(&rec.rewrite_prompt())?;
             let x = ff2_inputs(&model, &ids, layer).i(ids.len() - 1)?;
             let k = w.key(&x)?;
@@ -141,10 +138,3 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-const INVENTED_SUBJECTS: [&str; 40] = [
-    "Anna Berglund", "Tomas Okafor", "Lina Maretti", "Pieter Vossberg", "Hana Kulik", "Marco Delacroix", "Ines Favre", "Oskar Lindqvist",
-    "Rafael Quintero", "Mei Tanaka", "Jonas Albrecht", "Clara Novak", "Dmitri Sokolenko", "Amara Nwosu", "Felix Harrow", "Sofia Lenz",
-    "Kestrel Bay", "Oakridge Labs", "Norvale", "the Halden Group", "Brightwater Studios", "Mount Tessaly", "Velmora", "Corvin Motors",
-    "Isla Brennan", "Yusuf Demir", "Greta Holm", "Lucas Ferreira", "Nadia Petrova", "Emil Castellan", "Ruth Achterberg", "Kofi Mensah",
-    "Aldermoor", "the Tarrow Institute", "Silverpine Records", "Port Elsin", "Quillon Software", "Marrowfield", "Lake Ondra", "Bellhaven",
-];
