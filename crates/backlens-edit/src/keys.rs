@@ -21,9 +21,10 @@ use crate::eval::load_corpus;
 use crate::request::EditRequest;
 use backlens_algebra::{SecondMoment, Whitener};
 use backlens_model::{Kind, LanguageModel, Module, Site, TraceOptions};
-use candle_core::Tensor;
+use candle_core::{Tensor, TensorId};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The key of a forward pass shift.
 #[derive(Debug, Clone, Default)]
@@ -70,7 +71,7 @@ impl std::fmt::Display for Key {
         match self {
             Key::Input => write!(f, "key x_n"),
             Key::Whitened(w) => write!(f, "whitened key, shrinkage {}, {} tokens", w.whitener.shrinkage(), w.tokens),
-            Key::TemplateContrast(t) => write!(f, "template-contrast key, shrinkage {}, {} subjects", t.shrinkage, t.subjects.len()),
+            Key::TemplateContrast(t) => write!(f, "template-contrast key, shrinkage {}, {} subjects", t.shrinkage(), t.subjects().len()),
         }
     }
 }
@@ -128,26 +129,54 @@ pub fn ff2_input_moment(model: &dyn LanguageModel, layer: usize, sequences: &[Ve
 
 /// The template-contrast key's statistics: the request's template filled with each of
 /// `subjects`, the FF2 input at the last token.
-#[derive(Debug, Clone)]
+///
+/// One whitener costs a forward pass per subject; it is cached per (layer, template) and reused
+/// while the model's weights up to that layer are the same tensors (candle tensor ids: an
+/// [`EditGuard`](crate::EditGuard) that restores the original weights makes the cache valid
+/// again, an edited or another model misses it).
+#[derive(Debug)]
 pub struct TemplateContrast {
-    pub subjects: Vec<String>,
-    /// λ ∈ (0, 1] of [`SecondMoment::whitener`].
-    pub shrinkage: f64,
+    subjects: Vec<String>,
+    shrinkage: f64,
+    cache: Mutex<HashMap<(usize, String), (Vec<TensorId>, Whitener)>>,
 }
 
 impl TemplateContrast {
-    /// With the shipped [`INVENTED_SUBJECTS`].
+    /// With the shipped [`INVENTED_SUBJECTS`] and shrinkage λ ∈ (0, 1] (see
+    /// [`SecondMoment::whitener`]).
     pub fn new(shrinkage: f64) -> TemplateContrast {
-        TemplateContrast { subjects: INVENTED_SUBJECTS.iter().map(|s| s.to_string()).collect(), shrinkage }
+        TemplateContrast::with_subjects(INVENTED_SUBJECTS.iter().map(|s| s.to_string()).collect(), shrinkage)
+    }
+
+    /// With other subjects.
+    pub fn with_subjects(subjects: Vec<String>, shrinkage: f64) -> TemplateContrast {
+        TemplateContrast { subjects, shrinkage, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// The subjects put into the template.
+    pub fn subjects(&self) -> &[String] {
+        &self.subjects
+    }
+
+    /// λ.
+    pub fn shrinkage(&self) -> f64 {
+        self.shrinkage
     }
 
     /// `C_λ⁻¹` of the last-token FF2 inputs at `layer` of `template` filled with every subject
-    /// (one forward pass each).
+    /// (one forward pass each, or the cache).
     pub fn whitener(&self, model: &dyn LanguageModel, layer: usize, template: &str) -> Result<Whitener> {
         if template.matches("{}").count() != 1 {
             return Err(EditError::Request(format!("the template {template:?} must contain exactly one `{{}}` where the subject goes")));
         }
         crate::apply::check_layer(model, layer)?;
+        let weights = weight_ids(model, layer);
+        let key = (layer, template.to_string());
+        if let Some((ids, w)) = self.cache.lock().expect("cache lock").get(&key) {
+            if *ids == weights {
+                return Ok(w.clone());
+            }
+        }
         let site = Site::new(Module::MlpDown, Kind::Input);
         let options = TraceOptions::only([site]).with_layers([layer]);
         let d_ff = model.weight(layer, Module::MlpDown)?.dims2()?.1;
@@ -161,8 +190,16 @@ impl TemplateContrast {
             let xs = trace.require(site.at(layer))?; // (T, d_ff)
             moment.add(&xs.narrow(0, ids.len() - 1, 1)?)?; // the last token only
         }
-        Ok(moment.whitener(self.shrinkage)?)
+        let whitener = moment.whitener(self.shrinkage)?;
+        self.cache.lock().expect("cache lock").insert(key, (weights, whitener.clone()));
+        Ok(whitener)
     }
+}
+
+/// The ids of every linear weight of layers `0..=layer`: what the FF2 input at `layer` depends
+/// on besides the embedding and the norms, which edits do not touch.
+fn weight_ids(model: &dyn LanguageModel, layer: usize) -> Vec<TensorId> {
+    (0..=layer).flat_map(|l| Module::ALL.into_iter().filter_map(move |m| model.weight(l, m).ok().map(|w| w.id()))).collect()
 }
 
 /// Forty invented subjects (people, places, organisations; none is in the project's dataset)

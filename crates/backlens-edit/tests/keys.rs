@@ -153,7 +153,7 @@ fn a_key_estimated_at_another_layer_is_refused() {
 
 /// The template-contrast key on the tiny models (their tokenizer knows the words `t0 .. t{V-1}`).
 fn contrast() -> TemplateContrast {
-    TemplateContrast { subjects: ["t1", "t2 t3", "t5", "t7 t7", "t8", "t9 t0 t1"].map(String::from).to_vec(), shrinkage: 0.3 }
+    TemplateContrast::with_subjects(["t1", "t2 t3", "t5", "t7 t7", "t8", "t9 t0 t1"].map(String::from).to_vec(), 0.3)
 }
 
 #[test]
@@ -163,7 +163,7 @@ fn template_contrast_whitens_with_the_last_token_of_the_template_filled_with_oth
         for layer in 0..model.n_layers() {
             // The reference: the same second moment from traces of the filled templates.
             let mut want = SecondMoment::new(12).unwrap();
-            for subject in &contrast().subjects {
+            for subject in contrast().subjects() {
                 let ids = model.tokenizer().encode(&template.replacen("{}", subject, 1)).unwrap();
                 let last = ff2_inputs(model.as_ref(), &ids, layer).pop().unwrap();
                 want.add(&Tensor::new(vec![last], &candle_core::Device::Cpu).unwrap()).unwrap();
@@ -197,5 +197,29 @@ fn template_contrast_needs_a_template_with_one_placeholder() {
     let err = fps.compute(&model, &[EditRequest::new(vec![2, 6, 1], vec![4]).unwrap().with_template("t2 t6 t1")]).unwrap_err().to_string();
     assert!(err.contains("exactly one `{}`"), "{err}");
     assert!(fps.name().contains("template-contrast key, shrinkage 0.3, 6 subjects"), "{}", fps.name());
-    assert_eq!(TemplateContrast::new(0.1).subjects.len(), INVENTED_SUBJECTS.len());
+    assert_eq!(TemplateContrast::new(0.1).subjects().len(), INVENTED_SUBJECTS.len());
+}
+
+#[test]
+fn template_contrast_cache_follows_the_weights() {
+    let mut model = random_llama(LLAMA, 21);
+    let contrast = contrast();
+    let first = contrast.whitener(&model, 1, "{} t4 t6").unwrap();
+    let again = contrast.whitener(&model, 1, "{} t4 t6").unwrap();
+    assert_eq!(first.inverse().id(), again.inverse().id(), "the same weights hit the cache");
+    // An edit of layer 0's FF2 changes the FF2 input of layer 1: the statistics are recomputed,
+    // and equal a fresh object's.
+    let w0 = model.weight(0, Module::MlpDown).unwrap().clone();
+    model.set_weight(0, Module::MlpDown, (&w0 * 2.0).unwrap()).unwrap();
+    let edited = contrast.whitener(&model, 1, "{} t4 t6").unwrap();
+    let fresh = TemplateContrast::with_subjects(contrast.subjects().to_vec(), 0.3).whitener(&model, 1, "{} t4 t6").unwrap();
+    assert_ne!(edited.inverse().id(), first.inverse().id());
+    let diff = (edited.inverse() - fresh.inverse()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+    assert!(diff == 0.0, "recomputed statistics differ from a fresh computation by {diff:e}");
+    // With the original tensor back, the statistics equal the first ones again (recomputed: the
+    // cache keeps one entry per layer and template).
+    model.set_weight(0, Module::MlpDown, w0).unwrap();
+    let restored = contrast.whitener(&model, 1, "{} t4 t6").unwrap();
+    let diff = (restored.inverse() - first.inverse()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+    assert!(diff == 0.0, "{diff:e}");
 }

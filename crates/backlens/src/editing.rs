@@ -16,14 +16,20 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The documented default setting of forward pass shift for the default model (SmolLM2-135M,
-/// 30 layers), chosen by the layer × η search in `crates/backlens-edit/README.md`: of the
-/// layers 16-27, the one whose smallest η reaching 95% efficacy (20 records) kept the most
-/// neighborhood accuracy (8.2 vs 17.2 unedited; no layer kept 80% of it).
+/// The documented default layer of every method for the default model (SmolLM2-135M, 30
+/// layers), chosen by the layer × η search in `crates/backlens-edit/README.md`: of the layers
+/// 16-27, the one whose smallest η reaching 95% efficacy (20 records) kept the most neighborhood
+/// accuracy.
 pub const DEFAULT_LAYER: usize = 23;
-/// The documented default η (scale-free): just above the smallest η reaching 95% efficacy at
-/// layer 23 (459).
-pub const DEFAULT_ETA: f64 = 500.0;
+/// The documented default η of forward pass shift, read as [`DEFAULT_ETA_KIND`]: the paper's
+/// raw η 0.24, which at layer 23 is also the smallest raw η reaching 95% efficacy on the 20
+/// records; it keeps more neighborhood accuracy than the smallest sufficient scale-free η (459)
+/// on the same records (11.0 vs 8.2, unedited 17.2).
+pub const DEFAULT_ETA: f64 = 0.24;
+/// How [`DEFAULT_ETA`] is read.
+pub const DEFAULT_ETA_KIND: EtaKindArg = EtaKindArg::Raw;
+/// [`DEFAULT_ETA`] as an [`Eta`].
+pub const DEFAULT_FPS_ETA: Eta = Eta::Raw(DEFAULT_ETA);
 /// The documented default lr of one-step SGD at [`DEFAULT_LAYER`], chosen as η was: the
 /// smallest lr with which ≥ 95% of the same 20 records (seed 0) are edited successfully is 1.41
 /// (`backlens sweep-lr --layers 23 --methods sgd --limit 20`), rounded up.
@@ -74,7 +80,7 @@ pub struct MethodArgs {
     #[arg(long, default_value_t = DEFAULT_ETA)]
     pub eta: f64,
     /// How η is read.
-    #[arg(long, value_enum, default_value = "scale-free")]
+    #[arg(long, value_enum, default_value_t = DEFAULT_ETA_KIND)]
     pub eta_kind: EtaKindArg,
     /// Edit with forward pass shift even when the target already is the prediction (the
     /// authors skip such requests).
