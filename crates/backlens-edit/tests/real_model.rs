@@ -1,8 +1,9 @@
 //! Editing the default model (SmolLM2-135M-Instruct, fetched once into `$BACKLENS_HOME`):
 //! the no-grad logits agree with the trace, and forward pass shift at the documented setting
 //! reaches high efficacy on a slice of the project's CounterFact-format dataset, leaving the
-//! model bit-identical afterwards; one-step SGD and Adam at their documented learning rates edit
-//! the same slice. About 30 s in release on 2 cores.
+//! model bit-identical afterwards; the template-contrast key keeps the neighborhood accuracy the
+//! paper's key destroys; one-step SGD and Adam at their documented learning rates edit the same
+//! slice. About a minute in release on 2 cores.
 
 use backlens_edit::{evaluate, EditGuard, EditMethod, EditRequest, EvalOptions, Eta, ForwardPassShift};
 use backlens_model::{default_model, LanguageModel, Llama, Module, TraceOptions};
@@ -10,10 +11,10 @@ use candle_core::IndexOp;
 use std::sync::OnceLock;
 
 /// The documented default of `backlens edit`/`eval` (`backlens::editing::DEFAULT_LAYER`,
-/// `DEFAULT_ETA`): layer 23 of 30 (relative depth 0.79; the paper's 35/47 is 0.74), scale-free
-/// η 500 (see the crate README for the search that chose it).
+/// `DEFAULT_FPS_ETA`): layer 23 of 30 (relative depth 0.79; the paper's 35/47 is 0.74), raw
+/// η 0.24, the paper's value (see the crate README for the search that chose it).
 const LAYER: usize = 23;
-const ETA: f64 = 500.0;
+const ETA: Eta = Eta::Raw(0.24);
 /// Records in the slice (seeded sample of the project's dataset).
 const SLICE: usize = 10;
 
@@ -47,7 +48,7 @@ fn forward_pass_shift_reaches_high_efficacy_on_a_slice() {
     let slice = backlens_data::sample(&records, SLICE, 0);
     let mut edited = model().clone();
     let before: Vec<u32> = edited.weight(LAYER, Module::MlpDown).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect();
-    let fps = ForwardPassShift::new(LAYER, Eta::ScaleFree(ETA));
+    let fps = ForwardPassShift::new(LAYER, ETA);
     let start = std::time::Instant::now();
     // Unedited: no rewrite prompt predicts its new target yet.
     for r in &slice {
@@ -64,11 +65,33 @@ fn forward_pass_shift_reaches_high_efficacy_on_a_slice() {
     assert!(before == after, "the model was not restored bit for bit");
 }
 
+/// The specificity claim of the README: on the slice, forward pass shift with the paper's key
+/// loses most of the unedited model's neighborhood accuracy; with the template-contrast key it
+/// keeps at least 80% of it, at the same η and the same efficacy.
+#[test]
+fn template_contrast_key_keeps_the_neighborhood_accuracy() {
+    use backlens_edit::keys::{Key, TemplateContrast};
+    let records = backlens_data::load(&backlens_data::default_dataset_path()).unwrap();
+    let slice = backlens_data::sample(&records, SLICE, 0);
+    let mut m = model().clone();
+    let plain = ForwardPassShift::new(LAYER, ETA);
+    let contrast = plain.clone().with_key(Key::TemplateContrast(std::sync::Arc::new(TemplateContrast::new(0.1))));
+    let mut rows = Vec::new();
+    for method in [None, Some(&plain as &dyn EditMethod), Some(&contrast as &dyn EditMethod)] {
+        rows.push(evaluate(&mut m, method, &slice, &EvalOptions::default(), &mut |_, _| {}).unwrap().summary);
+    }
+    eprint!("{}", backlens_edit::eval::markdown_table(&rows));
+    let (unedited, plain, contrast) = (&rows[0], &rows[1], &rows[2]);
+    assert!(contrast.efficacy.mean >= 90.0, "efficacy {}", contrast.efficacy);
+    assert!(contrast.neighborhood.mean >= 0.8 * unedited.neighborhood.mean, "neighborhood {} vs unedited {}", contrast.neighborhood, unedited.neighborhood);
+    assert!(plain.neighborhood.mean < 0.8 * unedited.neighborhood.mean, "the paper's key kept {} of {}: the slice shows no specificity problem", plain.neighborhood, unedited.neighborhood);
+}
+
 #[test]
 fn messi_plays_for_paris_after_one_edit() {
     let mut m = model().clone();
     let req = EditRequest::from_text(m.tokenizer(), "Lionel Messi plays for", " Paris").unwrap();
-    let edit = ForwardPassShift::new(LAYER, Eta::ScaleFree(ETA)).compute(&m, std::slice::from_ref(&req)).unwrap();
+    let edit = ForwardPassShift::new(LAYER, ETA).compute(&m, std::slice::from_ref(&req)).unwrap();
     let guard = EditGuard::apply(&mut m, &edit).unwrap();
     assert!(backlens_edit::eval::predicts(guard.model(), &req.prompt, &req.target).unwrap());
 }
