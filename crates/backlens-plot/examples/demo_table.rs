@@ -57,6 +57,7 @@ fn main() -> Result<(), PlotError> {
     let table = TokenTable {
         title: "Backward Lens: top token of each FF2 VJP (synthetic data)".into(),
         row_labels: (0..layers).rev().map(|l| l.to_string()).collect(),
+        row_caption: "layer".into(),
         col_labels: prompt.iter().map(|p| readable_token(p, 10)).collect(),
         cells,
         value_label: "|δ_i| (FF2 VJP norm)".into(),
@@ -66,6 +67,7 @@ fn main() -> Result<(), PlotError> {
     let small = TokenTable {
         title: String::new(),
         row_labels: vec!["0".into()],
+        row_caption: "layer".into(),
         col_labels: vec!["x".into()],
         cells: vec![vec![Cell::new("y", 1.0)]],
         value_label: "norm".into(),

@@ -28,6 +28,7 @@
 //! let table = TokenTable {
 //!     title: "Top token of each FF2 VJP".into(),
 //!     row_labels: vec!["1".into(), "0".into()],
+//!     row_caption: "layer".into(),
 //!     col_labels: vec!["The".into(), " capital".into()],
 //!     cells: vec![
 //!         vec![Cell::new(" Paris", 2.0), Cell::new(" city", 0.5)],

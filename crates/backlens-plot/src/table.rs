@@ -33,6 +33,9 @@ pub struct TokenTable {
     pub title: String,
     /// One label per row, top row first, e.g. `["29", "28", ..., "0"]` (the caller orders them).
     pub row_labels: Vec<String>,
+    /// Caption of the row-label column, drawn in the header row's corner above the row labels,
+    /// e.g. `"layer"` (the paper's token tables) or `"neuron"`; an empty string draws no caption.
+    pub row_caption: String,
     /// One label per column, usually the readable prompt tokens.
     pub col_labels: Vec<String>,
     /// Cells indexed `[row][col]`.
@@ -90,6 +93,7 @@ mod tests {
         let t = TokenTable {
             title: "t".into(),
             row_labels: vec!["0".into()],
+            row_caption: "layer".into(),
             col_labels: vec!["x".into()],
             cells: vec![vec![Cell::new("y", 1.0)]],
             value_label: "v".into(),

@@ -10,9 +10,6 @@ use crate::render::{
 use crate::text::{BundledFont, TextBackend};
 use crate::{PlotError, TokenTable};
 
-/// Caption of the row-label column.
-const ROW_AXIS_CAPTION: &str = "layer";
-
 /// Pixel geometry of one rendering of a table. All lengths already include the scale factor.
 #[derive(Debug, Clone)]
 pub(crate) struct TableLayout {
@@ -95,7 +92,7 @@ impl Figure for TokenTable {
             self.row_labels
                 .iter()
                 .map(String::as_str)
-                .chain([ROW_AXIS_CAPTION]),
+                .chain([self.row_caption.as_str()]),
             cell_em,
         ) + 2 * pad;
 
@@ -154,10 +151,10 @@ impl Figure for TokenTable {
             INK,
         )?;
 
-        // Header row: the row-axis caption in the corner, then the column labels.
+        // Header row: the row-axis caption (if any) in the corner, then the column labels.
         let label_right = l.table_x + l.row_label_w - l.pad;
         p.text(
-            ROW_AXIS_CAPTION,
+            &self.row_caption,
             (label_right, l.table_y + half),
             l.cell_em,
             HPos::Right,

@@ -9,6 +9,7 @@ fn evcxr_display_runs() {
     let t = TokenTable {
         title: "t".into(),
         row_labels: vec!["0".into()],
+        row_caption: "layer".into(),
         col_labels: vec!["x".into()],
         cells: vec![vec![Cell::new("y", 1.0)]],
         value_label: "v".into(),

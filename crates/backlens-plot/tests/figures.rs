@@ -485,6 +485,7 @@ fn table() -> TokenTable {
     TokenTable {
         title: "table title".into(),
         row_labels: vec!["0".into()],
+        row_caption: "layer".into(),
         col_labels: vec!["x".into()],
         cells: vec![vec![Cell::new("y", 1.0)]],
         value_label: "v".into(),

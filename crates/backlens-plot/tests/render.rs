@@ -6,6 +6,7 @@ fn table(rows: usize, cols: usize) -> TokenTable {
     TokenTable {
         title: format!("{rows}x{cols} table"),
         row_labels: (0..rows).rev().map(|r| r.to_string()).collect(),
+        row_caption: "layer".into(),
         col_labels: (0..cols).map(|c| format!(" tok{c}")).collect(),
         cells: (0..rows)
             .map(|r| {
@@ -143,6 +144,36 @@ fn svg_contains_every_label_and_cell_text() {
 }
 
 #[test]
+fn row_caption_is_drawn_as_given_and_empty_draws_none() {
+    let layer = table(2, 6);
+    let layer_texts = svg_texts(&layer.to_svg().unwrap());
+
+    let mut neuron = table(2, 6);
+    neuron.row_caption = "neuron".into();
+    let texts = svg_texts(&neuron.to_svg().unwrap());
+    assert!(texts.contains(&"neuron".to_owned()), "{texts:?}");
+    assert!(!texts.contains(&"layer".to_owned()), "{texts:?}");
+    assert_eq!(texts.len(), layer_texts.len());
+
+    let mut none = table(2, 6);
+    none.row_caption = String::new();
+    let texts = svg_texts(&none.to_svg().unwrap());
+    assert!(!texts.contains(&"layer".to_owned()), "{texts:?}");
+    assert!(!texts.iter().any(String::is_empty), "{texts:?}");
+    assert_eq!(texts.len(), layer_texts.len() - 1);
+    // The row-label column is sized for the labels alone ("0", "1"), so narrower than with
+    // a caption wider than every label.
+    let (w_none, _) = none.pixel_size(1.0).unwrap();
+    let (w_layer, _) = layer.pixel_size(1.0).unwrap();
+    let (w_neuron, _) = neuron.pixel_size(1.0).unwrap();
+    assert!(
+        w_none < w_layer && w_layer < w_neuron,
+        "{w_none} {w_layer} {w_neuron}"
+    );
+    none.to_png().unwrap();
+}
+
+#[test]
 fn svg_escapes_markup_in_text() {
     let mut t = table(1, 4);
     t.title = "a <b> & \"c\"".into();
@@ -267,6 +298,7 @@ fn one_by_one_table_renders() {
     let t = TokenTable {
         title: String::new(),
         row_labels: vec!["0".into()],
+        row_caption: "layer".into(),
         col_labels: vec!["x".into()],
         cells: vec![vec![Cell::new("", 0.0)]],
         value_label: String::new(),

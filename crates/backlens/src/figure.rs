@@ -84,6 +84,7 @@ fn token_table(report: &Report, site: Site, text: CellText, token_text: impl Fn(
     Ok(TokenTable {
         title: format!("LL({name}): {} | {:?} → {:?}", text.describe(), report.prompt, report.target),
         row_labels: rows.clone().map(|l| l.to_string()).collect(),
+        row_caption: "layer".into(),
         col_labels: report.tokens.iter().map(|t| readable_token(t, CELL_CHARS)).collect(),
         cells: rows
             .map(|l| cells[l].iter().zip(&colours[l]).map(|(c, colour)| Cell::new(cell_text(c), colour.norm)).collect())

@@ -728,6 +728,7 @@ impl NeuronStudy {
                 self.target
             ),
             row_labels: self.samples.iter().map(sample_label).collect(),
+            row_caption: "neuron".into(),
             col_labels: cols,
             cells: self
                 .samples
