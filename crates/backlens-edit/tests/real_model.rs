@@ -11,10 +11,10 @@ use candle_core::IndexOp;
 use std::sync::OnceLock;
 
 /// The documented default of `backlens edit`/`eval` (`backlens::editing::DEFAULT_LAYER`,
-/// `DEFAULT_FPS_ETA`): layer 23 of 30 (relative depth 0.79; the paper's 35/47 is 0.74), raw
-/// η 0.24, the paper's value (see the crate README for the search that chose it).
+/// `DEFAULT_FPS_ETA`): layer 23 of 30 (relative depth 0.79; the paper's 35/47 is 0.74),
+/// scale-free η 500 (see the crate README for the search that chose it).
 const LAYER: usize = 23;
-const ETA: Eta = Eta::Raw(0.24);
+const ETA: Eta = Eta::ScaleFree(500.0);
 /// Records in the slice (seeded sample of the project's dataset).
 const SLICE: usize = 10;
 
