@@ -12,17 +12,15 @@
 //! subject token instead of the last token; per layer the smallest η reaching 95% efficacy and
 //! the metrics there. `template`: the same shares for the template-contrast key, and for the
 //! paraphrase prompts.
-use backlens_edit::keys::{default_key_corpus_path, LayerWhitener, TemplateContrast};
+use backlens_edit::keys::{self, default_key_corpus_path, LayerWhitener, TemplateContrast};
 use backlens_edit::search::{min_setting, SearchOptions, EtaKind};
 use backlens_edit::*;
-use backlens_model::{default_model, Kind, LanguageModel, Llama, Module, Site, TraceOptions};
+use backlens_model::{default_model, LanguageModel, Llama, Module};
 use candle_core::{DType, IndexOp, Tensor};
 use std::collections::HashMap;
 
 fn ff2_inputs(model: &dyn LanguageModel, ids: &[u32], layer: usize) -> Tensor {
-    let site = Site::new(Module::MlpDown, Kind::Input);
-    let t = model.trace(ids, 0, &TraceOptions::only([site]).with_layers([layer])).unwrap();
-    t.require(site.at(layer)).unwrap().to_dtype(DType::F64).unwrap()
+    keys::ff2_inputs(model, layer, ids, 0).unwrap().to_dtype(DType::F64).unwrap()
 }
 fn dot(a: &Tensor, b: &Tensor) -> f64 {
     (a.to_dtype(DType::F64).unwrap() * b.to_dtype(DType::F64).unwrap()).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()

@@ -111,20 +111,28 @@ pub fn default_key_corpus_path() -> PathBuf {
 /// (sequences shorter than two tokens are skipped: the trace needs a next token).
 pub fn ff2_input_moment(model: &dyn LanguageModel, layer: usize, sequences: &[Vec<u32>]) -> Result<SecondMoment> {
     crate::apply::check_layer(model, layer)?;
-    let site = Site::new(Module::MlpDown, Kind::Input);
-    let options = TraceOptions::only([site]).with_layers([layer]);
     let mut moment: Option<SecondMoment> = None;
     for ids in sequences.iter().filter(|s| s.len() >= 2) {
         let (prompt, next) = ids.split_at(ids.len() - 1);
-        let trace = model.trace(prompt, next[0], &options)?;
-        let xs = trace.require(site.at(layer))?; // (T, d_ff)
+        let xs = ff2_inputs(model, layer, prompt, next[0])?; // (T, d_ff)
         let m = match &mut moment {
             Some(m) => m,
             None => moment.insert(SecondMoment::new(xs.dims2()?.1)?),
         };
-        m.add(xs)?;
+        m.add(&xs)?;
     }
     moment.ok_or_else(|| EditError::Setting("the key corpus has no sequence of two or more tokens".into()))
+}
+
+/// The inputs of `mlp.down` at `layer` for every position of `ids`, from one trace whose loss
+/// is `-log p(next | ids)` (no VJP is recorded, so the backward pass has nothing to do).
+///
+/// # Shapes
+/// returns `(T, d_ff)`, `T = ids.len()`
+pub fn ff2_inputs(model: &dyn LanguageModel, layer: usize, ids: &[u32], next: u32) -> Result<Tensor> {
+    let site = Site::new(Module::MlpDown, Kind::Input);
+    let trace = model.trace(ids, next, &TraceOptions::only([site]).with_layers([layer]))?;
+    Ok(trace.require(site.at(layer))?.clone())
 }
 
 /// The template-contrast key's statistics: the request's template filled with each of
@@ -177,8 +185,6 @@ impl TemplateContrast {
                 return Ok(w.clone());
             }
         }
-        let site = Site::new(Module::MlpDown, Kind::Input);
-        let options = TraceOptions::only([site]).with_layers([layer]);
         let d_ff = model.weight(layer, Module::MlpDown)?.dims2()?.1;
         let mut moment = SecondMoment::new(d_ff)?;
         for subject in &self.subjects {
@@ -186,8 +192,7 @@ impl TemplateContrast {
             if ids.is_empty() {
                 continue;
             }
-            let trace = model.trace(&ids, 0, &options)?;
-            let xs = trace.require(site.at(layer))?; // (T, d_ff)
+            let xs = ff2_inputs(model, layer, &ids, 0)?; // (T, d_ff)
             moment.add(&xs.narrow(0, ids.len() - 1, 1)?)?; // the last token only
         }
         let whitener = moment.whitener(self.shrinkage)?;
