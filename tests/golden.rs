@@ -32,7 +32,8 @@ fn golden(name: &str) -> Golden {
     let dir = golden_dir();
     let model = model::load(&dir.join(name), &Device::Cpu).unwrap_or_else(|e| panic!("loading {name}: {e}"));
     let dump = candle_core::safetensors::load(dir.join(format!("{name}.dump.safetensors")), &Device::Cpu).unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.dump.json"))).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.dump.json"))).unwrap()).unwrap();
     let cases = json["cases"]
         .as_array()
         .unwrap()
@@ -64,12 +65,20 @@ fn check_model(name: &str) {
     let mut compared = 0;
     for (case, ids, target) in &g.cases {
         let trace = g.model.trace(ids, *target, &options).unwrap();
-        let reference = |key: &str| g.dump.get(&format!("{case}.{key}")).unwrap_or_else(|| panic!("dump lacks {case}.{key}"));
+        let reference =
+            |key: &str| g.dump.get(&format!("{case}.{key}")).unwrap_or_else(|| panic!("dump lacks {case}.{key}"));
         assert_close(&format!("{name} {case} logits"), &trace.logits, reference("logits"), ATOL, RTOL);
         let ref_loss = reference("loss").to_scalar::<f32>().unwrap();
-        assert!((trace.loss - ref_loss).abs() <= 1e-5 * ref_loss.abs().max(1.0), "{name} {case} loss {} vs {ref_loss}", trace.loss);
+        assert!(
+            (trace.loss - ref_loss).abs() <= 1e-5 * ref_loss.abs().max(1.0),
+            "{name} {case} loss {} vs {ref_loss}",
+            trace.loss
+        );
         for l in 0..layers {
-            let sites = modules.iter().flat_map(|&m| Kind::ALL.map(|k| Site::new(m, k))).chain(Kind::ALL.map(|k| Site::new(Module::Block, k)));
+            let sites = modules
+                .iter()
+                .flat_map(|&m| Kind::ALL.map(|k| Site::new(m, k)))
+                .chain(Kind::ALL.map(|k| Site::new(Module::Block, k)));
             for site in sites {
                 let point = HookPoint { layer: l, site };
                 let key = point.to_string();
@@ -90,9 +99,16 @@ fn check_model(name: &str) {
         // The lens of each block output at the last token, against the model's own final norm
         // and head in transformers (for GPT-2: LayerNorm with bias).
         let out = Site::new(Module::Block, Kind::Output);
-        let last_rows: Vec<Tensor> = (0..layers).map(|l| trace.require(out.at(l)).unwrap().narrow(0, ids.len() - 1, 1).unwrap()).collect();
+        let last_rows: Vec<Tensor> =
+            (0..layers).map(|l| trace.require(out.at(l)).unwrap().narrow(0, ids.len() - 1, 1).unwrap()).collect();
         let lens_logits = lens.logits(&Tensor::cat(&last_rows, 0).unwrap()).unwrap();
-        assert_close(&format!("{name} {case} lens.block_output_last"), &lens_logits, reference("lens.block_output_last"), ATOL, RTOL);
+        assert_close(
+            &format!("{name} {case} lens.block_output_last"),
+            &lens_logits,
+            reference("lens.block_output_last"),
+            ATOL,
+            RTOL,
+        );
     }
     assert!(compared > 100, "{name}: only {compared} tensors compared");
 }
@@ -116,12 +132,17 @@ fn llama_tiny_with_tied_embeddings_matches_transformers() {
 fn golden_tokenizers_match_the_python_ids() {
     for name in ["gpt2-tiny", "llama-tiny"] {
         let g = golden(name);
-        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(golden_dir().join(format!("{name}.dump.json"))).unwrap()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(golden_dir().join(format!("{name}.dump.json"))).unwrap()).unwrap();
         for case in json["cases"].as_array().unwrap() {
             let ids = g.model.tokenizer().encode(case["prompt"].as_str().unwrap()).unwrap();
-            let expected: Vec<u32> = case["token_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            let expected: Vec<u32> =
+                case["token_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
             assert_eq!(ids, expected, "{name}: {}", case["prompt"]);
-            assert_eq!(g.model.tokenizer().single_token(case["target"].as_str().unwrap()).unwrap() as u64, case["target_id"].as_u64().unwrap());
+            assert_eq!(
+                g.model.tokenizer().single_token(case["target"].as_str().unwrap()).unwrap() as u64,
+                case["target_id"].as_u64().unwrap()
+            );
         }
     }
 }

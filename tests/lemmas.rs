@@ -325,7 +325,17 @@ fn the_case_strategy_covers_both_rope_layouts_and_tied_and_untied_heads() {
 /// module and no gradient reaches rank n: a legitimate rank loss, not a bug.
 #[test]
 fn a_repeated_first_token_lowers_every_rank_legitimately() {
-    let spec = TinyLlama { n_layers: 2, d_model: 16, n_heads: 4, n_kv_heads: 2, d_ff: 24, vocab: 20, context: 8, rope: RopeLayout::HalfSplit, tied: false };
+    let spec = TinyLlama {
+        n_layers: 2,
+        d_model: 16,
+        n_heads: 4,
+        n_kv_heads: 2,
+        d_ff: 24,
+        vocab: 20,
+        context: 8,
+        rope: RopeLayout::HalfSplit,
+        tied: false,
+    };
     let model = random_llama(spec, 7);
     let ids = [5, 5, 9, 2];
     let trace = model.trace(&ids, 3, &TraceOptions::all()).unwrap();

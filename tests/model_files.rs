@@ -66,9 +66,16 @@ fn a_fresh_cache_fetches_the_default_model_once_with_verified_hash() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&child.stderr);
     assert!(child.status.success(), "{stderr}");
-    assert_eq!(stderr.matches("fetching the default model").count(), 1, "three concurrent callers, one fetch: {stderr}");
+    assert_eq!(
+        stderr.matches("fetching the default model").count(),
+        1,
+        "three concurrent callers, one fetch: {stderr}"
+    );
     let models: Vec<_> = std::fs::read_dir(home.join("models")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(models.iter().any(|m| m == default_model::FILE_NAME), "{models:?}");
-    assert!(!models.iter().any(|m| m.to_string_lossy().starts_with(".fetch-")), "work directories are cleaned up: {models:?}");
+    assert!(
+        !models.iter().any(|m| m.to_string_lossy().starts_with(".fetch-")),
+        "work directories are cleaned up: {models:?}"
+    );
     std::fs::remove_dir_all(&home).unwrap();
 }

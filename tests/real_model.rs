@@ -45,8 +45,10 @@ fn trace_reconstructs_autograd_weight_gradients() {
     let bl = default_backlens();
     let last = bl.model().n_layers() - 1;
     // FF2 at the bottom, middle and top, and every linear module of one middle layer.
-    let checked: Vec<(usize, Module)> =
-        [(2, Module::MlpDown), (15, Module::MlpDown), (last, Module::MlpDown)].into_iter().chain(Module::linear().map(|m| (9, m))).collect();
+    let checked: Vec<(usize, Module)> = [(2, Module::MlpDown), (15, Module::MlpDown), (last, Module::MlpDown)]
+        .into_iter()
+        .chain(Module::linear().map(|m| (9, m)))
+        .collect();
     let mut options = TraceOptions::only([]);
     for &(layer, module) in &checked {
         options = options.with_weight_grad(layer, module);
@@ -68,7 +70,19 @@ fn gradient_rank_is_the_prompt_length_except_at_the_last_layer() {
     let bl = default_backlens();
     let ids = messi_ids();
     let n = ids.len();
-    let trace = bl.model().trace(&ids, PARIS, &TraceOptions::only([Site::MLP_UP_INPUT, Site::new(Module::MlpUp, Kind::Vjp), Site::new(Module::MlpDown, Kind::Input), Site::MLP_DOWN_VJP])).unwrap();
+    let trace = bl
+        .model()
+        .trace(
+            &ids,
+            PARIS,
+            &TraceOptions::only([
+                Site::MLP_UP_INPUT,
+                Site::new(Module::MlpUp, Kind::Vjp),
+                Site::new(Module::MlpDown, Kind::Input),
+                Site::MLP_DOWN_VJP,
+            ]),
+        )
+        .unwrap();
     let last = bl.model().n_layers() - 1;
     for layer in 0..=last {
         for module in [Module::MlpUp, Module::MlpDown] {
@@ -89,7 +103,10 @@ fn gradient_rank_is_the_prompt_length_except_at_the_last_layer() {
 #[test]
 fn ff2_vjp_equals_the_residual_stream_vjp() {
     let bl = default_backlens();
-    let trace = bl.model().trace(&messi_ids(), PARIS, &TraceOptions::only([Site::MLP_DOWN_VJP, Site::new(Module::Block, Kind::Vjp)])).unwrap();
+    let trace = bl
+        .model()
+        .trace(&messi_ids(), PARIS, &TraceOptions::only([Site::MLP_DOWN_VJP, Site::new(Module::Block, Kind::Vjp)]))
+        .unwrap();
     for layer in 0..bl.model().n_layers() {
         let ff2 = trace.get(Site::MLP_DOWN_VJP.at(layer)).unwrap();
         let resid = trace.get(Site::new(Module::Block, Kind::Vjp).at(layer)).unwrap();
@@ -194,7 +211,8 @@ fn trace_gradients_match_finite_differences_of_the_loss() {
     let ids = messi_ids();
     let loss_before = bl.model().trace(&ids, PARIS, &TraceOptions::only([])).unwrap().loss;
     for (layer, module) in [(20, Module::MlpDown), (5, Module::AttnV)] {
-        let options = TraceOptions::only([Site::new(module, Kind::Input), Site::new(module, Kind::Vjp)]).with_layers([layer]);
+        let options =
+            TraceOptions::only([Site::new(module, Kind::Input), Site::new(module, Kind::Vjp)]).with_layers([layer]);
         let trace = bl.model().trace(&ids, PARIS, &options).unwrap();
         let (x, delta) = trace.gradient_factors(layer, module).unwrap();
         let grad = LowRankGradient::new(x, delta).unwrap().dense().unwrap(); // (d_out, d_in)
@@ -210,7 +228,10 @@ fn trace_gradients_match_finite_differences_of_the_loss() {
         };
         let fd = (loss_at(1.0) - loss_at(-1.0)) / (2.0 * eps);
         let rel = (fd - grad_norm as f64).abs() / grad_norm as f64;
-        eprintln!("layers.{layer}.{}: finite difference {fd:.6}, <Δᵀ X, D> {grad_norm:.6}, relative error {rel:.2e}", module.name());
+        eprintln!(
+            "layers.{layer}.{}: finite difference {fd:.6}, <Δᵀ X, D> {grad_norm:.6}, relative error {rel:.2e}",
+            module.name()
+        );
         assert!(rel < 1e-2, "finite difference {fd} vs trace {grad_norm}");
     }
     // The edits were made on clones: the shared model is untouched.

@@ -33,13 +33,19 @@ fn check_rerun(what: &str, w: &Tensor, w_new: &Tensor, x: &Tensor, pred: &Tensor
     let pred = vec64(pred);
     let d_in = w.dims()[1] as f64;
     let eps = f32::EPSILON as f64;
-    let abs = (w.to_dtype(DType::F64).unwrap().abs().unwrap() + w_new.to_dtype(DType::F64).unwrap().abs().unwrap()).unwrap();
+    let abs =
+        (w.to_dtype(DType::F64).unwrap().abs().unwrap() + w_new.to_dtype(DType::F64).unwrap().abs().unwrap()).unwrap();
     let mag = vec64(&abs.matmul(&x.to_dtype(DType::F64).unwrap().abs().unwrap().unsqueeze(1).unwrap()).unwrap());
     let (mut worst, mut max_pred, mut max_diff) = (0f64, 0f64, 0f64);
     for j in 0..pred.len() {
         let bound = (d_in + 2.0) * eps * mag[j] + 4.0 * eps * pred[j].abs() + 1e-30;
         let diff = (change[j] - pred[j]).abs();
-        assert!(diff <= bound, "{what}: unit {j}: rerun change {} vs predicted {} (bound {bound:e})", change[j], pred[j]);
+        assert!(
+            diff <= bound,
+            "{what}: unit {j}: rerun change {} vs predicted {} (bound {bound:e})",
+            change[j],
+            pred[j]
+        );
         worst = worst.max(diff / bound);
         max_pred = max_pred.max(pred[j].abs());
         max_diff = max_diff.max(diff);
@@ -70,7 +76,10 @@ fn imprint_and_shift_hold_on_smollm2_gate_up_and_down() {
             let w = bl.model().weight(layer, module).unwrap();
             for i in [4, n - 1] {
                 let (x_i, delta_i) = (x.get(i).unwrap(), delta.get(i).unwrap());
-                let (x_sq, d_max) = (vec64(&x_i).iter().map(|v| v * v).sum::<f64>(), vec64(&delta_i).iter().fold(0f64, |m, v| m.max(v.abs())));
+                let (x_sq, d_max) = (
+                    vec64(&x_i).iter().map(|v| v * v).sum::<f64>(),
+                    vec64(&delta_i).iter().fold(0f64, |m, v| m.max(v.abs())),
+                );
                 assert!(d_max > 0.0, "layers.{layer}.{} token {i}: δ_i is zero", module.name());
                 let out_max = vec64(&rerun(w, &x_i)).iter().fold(0f64, |m, v| m.max(v.abs()));
                 let lr = out_max / (x_sq * d_max);
@@ -78,7 +87,10 @@ fn imprint_and_shift_hold_on_smollm2_gate_up_and_down() {
                 let pred = predicted_change(&x_i, &delta_i, lr).unwrap();
                 let what = format!("layers.{layer}.{} token {i} (lr {lr:.2e})", module.name());
                 let (_, max_pred) = check_rerun(&what, w, &w_new, &x_i, &pred);
-                assert!((max_pred - out_max).abs() <= 1e-3 * out_max, "{what}: the change must be as large as the output");
+                assert!(
+                    (max_pred - out_max).abs() <= 1e-3 * out_max,
+                    "{what}: the change must be as large as the output"
+                );
             }
         }
     }

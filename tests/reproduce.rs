@@ -5,7 +5,8 @@
 use backlens::data;
 use backlens::model::Site;
 use backlens::reproduce::{
-    normalized_layer, segment_means, segment_prompt, FigureGroup, PromptStats, ReproduceOptions, Segment, SegmentTable, Sweep,
+    normalized_layer, segment_means, segment_prompt, FigureGroup, PromptStats, ReproduceOptions, Segment, SegmentTable,
+    Sweep,
 };
 use backlens::LensOptions;
 use backlens_tests::default_backlens;
@@ -117,7 +118,11 @@ fn sweep_numbers_match_independent_computations() {
         let inputs = report.site("mlp.up.input").unwrap();
         for layer in 0..l {
             for t in 0..n {
-                assert_eq!(p.vjp_target_rank[layer][t], vjps[layer][t].target_rank, "{} layer {layer} token {t}", p.prompt);
+                assert_eq!(
+                    p.vjp_target_rank[layer][t], vjps[layer][t].target_rank,
+                    "{} layer {layer} token {t}",
+                    p.prompt
+                );
                 assert_eq!(p.norms["mlp.down.vjp"][layer][t], vjps[layer][t].norm);
             }
             assert_eq!(p.input_target_rank[layer], inputs[layer][n - 1].target_rank);
@@ -135,11 +140,18 @@ fn sweep_numbers_match_independent_computations() {
                 assert!((c[i][j] - c[j][i]).abs() < 1e-6);
             }
         }
-        let row = |layer: usize| trace.require(Site::MLP_DOWN_VJP.at(layer)).unwrap().get(n - 1).unwrap().to_vec1::<f32>().unwrap();
+        let row = |layer: usize| {
+            trace.require(Site::MLP_DOWN_VJP.at(layer)).unwrap().get(n - 1).unwrap().to_vec1::<f32>().unwrap()
+        };
         let (a, b) = (row(3), row(20));
         let dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        assert!((c[3][20] - dot / (norm(&a) * norm(&b))).abs() < 1e-4, "{} vs {}", c[3][20], dot / (norm(&a) * norm(&b)));
+        assert!(
+            (c[3][20] - dot / (norm(&a) * norm(&b))).abs() < 1e-4,
+            "{} vs {}",
+            c[3][20],
+            dot / (norm(&a) * norm(&b))
+        );
         // Lemma 4.1 and Appendix A: rank n below the last layer (for this short prompt), and the
         // last layer's MLP gradients have rank 1.
         for module in ["mlp.up", "mlp.gate", "mlp.down"] {
@@ -193,7 +205,8 @@ fn segment_tables_average_tokens_then_prompts() {
         prompt(vec![LastSubject, Further, Last], vec![vec![1.0, 2.0, 3.0], vec![4.0, 6.0, 8.0]]),
         prompt(vec![LastSubject, Further, Further, Last], vec![vec![3.0, 1.0, 3.0, 5.0], vec![0.0, 0.0, 0.0, 0.0]]),
     ]);
-    let table = SegmentTable::average(&sweep, |p, l| p.norms["mlp.down.vjp"][l].iter().map(|&x| Some(x as f64)).collect());
+    let table =
+        SegmentTable::average(&sweep, |p, l| p.norms["mlp.down.vjp"][l].iter().map(|&x| Some(x as f64)).collect());
     assert_eq!(table.get(LastSubject, 0), Some(2.0));
     assert_eq!(table.get(Further, 0), Some(2.0), "prompt means 2 and 2");
     assert_eq!(table.get(Last, 1), Some(4.0));

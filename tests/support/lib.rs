@@ -59,7 +59,7 @@ pub fn lemma_5_1_top_vjp(model: &dyn LanguageModel, logits: &Tensor, target: u32
     let onehot = Tensor::new(onehot, probs.device()).unwrap();
     let delta_logits = (probs - onehot).unwrap(); // (V)
     let at_norm_output = delta_logits.unsqueeze(0).unwrap().matmul(model.unembedding()).unwrap(); // (1, d)
-    // Backward through the final norm alone: d/dh <norm(h), at_norm_output>.
+                                                                                                  // Backward through the final norm alone: d/dh <norm(h), at_norm_output>.
     let h_var = Var::from_tensor(h_last).unwrap();
     let y = model.final_norm().forward(h_var.as_tensor()).unwrap();
     let grads = (y * &at_norm_output).unwrap().sum_all().unwrap().backward().unwrap();

@@ -118,9 +118,7 @@ pub enum AlgebraError {
     },
 
     /// A factor has a zero-sized dimension (`n`, `d_in` or `d_out` is 0).
-    #[error(
-        "empty factor: x has shape {x:?} and delta has shape {delta:?}; n, d_in and d_out must all be >= 1"
-    )]
+    #[error("empty factor: x has shape {x:?} and delta has shape {delta:?}; n, d_in and d_out must all be >= 1")]
     EmptyFactor {
         /// Shape of the inputs `x`.
         x: Vec<usize>,
@@ -157,9 +155,7 @@ pub enum AlgebraError {
     },
 
     /// The factors live on different devices.
-    #[error(
-        "device mismatch: x {x_shape:?} is on {x:?} but delta {delta_shape:?} is on {delta:?}"
-    )]
+    #[error("device mismatch: x {x_shape:?} is on {x:?} but delta {delta_shape:?} is on {delta:?}")]
     DeviceMismatch {
         /// Device of `x`.
         x: String,
@@ -189,7 +185,9 @@ pub enum AlgebraError {
     },
 
     /// A token index is out of range.
-    #[error("token index {index} out of range: the gradient has n = {n} tokens (x {x_shape:?}, delta {delta_shape:?})")]
+    #[error(
+        "token index {index} out of range: the gradient has n = {n} tokens (x {x_shape:?}, delta {delta_shape:?})"
+    )]
     TokenOutOfRange {
         /// The offending index.
         index: usize,
@@ -308,11 +306,7 @@ impl LowRankGradient {
             });
         }
         if !matches!(x.dtype(), DType::F32 | DType::F64) {
-            return Err(AlgebraError::UnsupportedDType {
-                dtype: x.dtype(),
-                x_shape: xs,
-                delta_shape: ds,
-            });
+            return Err(AlgebraError::UnsupportedDType { dtype: x.dtype(), x_shape: xs, delta_shape: ds });
         }
         if !x.device().same_device(delta.device()) {
             return Err(AlgebraError::DeviceMismatch {
@@ -418,9 +412,7 @@ impl LowRankGradient {
     /// Errors with [`AlgebraError::InvalidTolerance`] for a negative or non-finite tolerance.
     pub fn numerical_rank(&self, tol: RankTolerance) -> Result<usize> {
         match tol {
-            RankTolerance::Relative(t) | RankTolerance::Absolute(t)
-                if !(t.is_finite() && t >= 0.0) =>
-            {
+            RankTolerance::Relative(t) | RankTolerance::Absolute(t) if !(t.is_finite() && t >= 0.0) => {
                 return Err(AlgebraError::InvalidTolerance(tol));
             }
             _ => {}
@@ -473,11 +465,7 @@ impl LowRankGradient {
     pub fn output_neurons(&self, units: &[usize]) -> Result<Tensor> {
         let idx = self.unit_index(units, "output", self.d_out())?;
         if units.is_empty() {
-            return Ok(Tensor::zeros(
-                (0, self.d_in()),
-                self.x.dtype(),
-                self.x.device(),
-            )?);
+            return Ok(Tensor::zeros((0, self.d_in()), self.x.dtype(), self.x.device())?);
         }
         let coeffs = self.delta.index_select(&idx, 1)?; // (n, |J|)
         Ok(coeffs.t()?.matmul(&self.x)?)
@@ -497,11 +485,7 @@ impl LowRankGradient {
     pub fn input_neurons(&self, units: &[usize]) -> Result<Tensor> {
         let idx = self.unit_index(units, "input", self.d_in())?;
         if units.is_empty() {
-            return Ok(Tensor::zeros(
-                (0, self.d_out()),
-                self.x.dtype(),
-                self.x.device(),
-            )?);
+            return Ok(Tensor::zeros((0, self.d_out()), self.x.dtype(), self.x.device())?);
         }
         let coeffs = self.x.index_select(&idx, 1)?; // (n, |J|)
         Ok(coeffs.t()?.matmul(&self.delta)?)
@@ -552,9 +536,7 @@ impl LowRankGradient {
 pub fn dense_singular_values(m: &Tensor) -> Result<Vec<f64>> {
     let dims = m.dims();
     if dims.len() != 2 {
-        return Err(AlgebraError::NotAMatrix {
-            shape: dims.to_vec(),
-        });
+        return Err(AlgebraError::NotAMatrix { shape: dims.to_vec() });
     }
     if dims[0] == 0 || dims[1] == 0 {
         return Ok(Vec::new());
@@ -569,16 +551,9 @@ pub fn dense_singular_values(m: &Tensor) -> Result<Vec<f64>> {
 /// single contiguous copy.
 fn to_faer_transposed(t: &Tensor, what: &'static str) -> Result<Mat<f64>> {
     let (r, c) = t.dims2()?;
-    let data: Vec<f64> = t
-        .to_device(&Device::Cpu)?
-        .to_dtype(DType::F64)?
-        .flatten_all()?
-        .to_vec1()?;
+    let data: Vec<f64> = t.to_device(&Device::Cpu)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
     if data.iter().any(|v| !v.is_finite()) {
-        return Err(AlgebraError::NonFinite {
-            what,
-            shape: vec![r, c],
-        });
+        return Err(AlgebraError::NonFinite { what, shape: vec![r, c] });
     }
     // Row-major (r, c) data read column-major as (c, r): element (a, b) = t[b, a].
     Ok(Mat::from_fn(c, r, |a, b| data[b * c + a]))
@@ -591,17 +566,9 @@ fn faer_singular_values(m: &Mat<f64>) -> Result<Vec<f64>> {
     if m.col_iter().all(|c| c.iter().all(|&v| v == 0.0)) {
         return Ok(vec![0.0; rows.min(cols)]);
     }
-    let mut sv = m.singular_values().map_err(|e| AlgebraError::SvdFailed {
-        rows,
-        cols,
-        message: format!("{e:?}"),
-    })?;
+    let mut sv = m.singular_values().map_err(|e| AlgebraError::SvdFailed { rows, cols, message: format!("{e:?}") })?;
     if sv.iter().any(|s| !s.is_finite()) {
-        return Err(AlgebraError::SvdFailed {
-            rows,
-            cols,
-            message: "non-finite singular values".to_string(),
-        });
+        return Err(AlgebraError::SvdFailed { rows, cols, message: "non-finite singular values".to_string() });
     }
     // faer sorts in nonincreasing order already; make it explicit and robust.
     sv.sort_by(|a, b| b.total_cmp(a));

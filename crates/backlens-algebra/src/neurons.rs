@@ -72,7 +72,7 @@ pub fn cosine_similarity(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
     let unit = |t: &Tensor| -> Result<Tensor> {
         let norms = t.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?; // (rows, 1)
-        // A zero row divided by 1 stays zero; non-zero rows are divided by their norm.
+                                                              // A zero row divided by 1 stays zero; non-zero rows are divided by their norm.
         let safe = norms.eq(0.0)?.where_cond(&norms.ones_like()?, &norms)?;
         Ok(t.broadcast_div(&safe)?)
     };

@@ -79,7 +79,10 @@ impl SecondMoment {
     /// `(d, d)`, f64
     pub fn matrix(&self) -> Result<Tensor> {
         if self.count == 0 {
-            return Err(AlgebraError::ShapeMismatch { op: "SecondMoment::matrix", detail: "no vectors were added".into() });
+            return Err(AlgebraError::ShapeMismatch {
+                op: "SecondMoment::matrix",
+                detail: "no vectors were added".into(),
+            });
         }
         Ok((&self.sum / self.count as f64)?)
     }
@@ -100,9 +103,14 @@ impl SecondMoment {
         let data: Vec<f64> = c.flatten_all()?.to_vec1()?;
         let mean_variance = (0..d).map(|i| data[i * d + i]).sum::<f64>() / d as f64; // tr C / d
         if !(mean_variance > 0.0) {
-            return Err(AlgebraError::ShapeMismatch { op: "SecondMoment::whitener", detail: "the second moment is zero: every vector added was 0".into() });
+            return Err(AlgebraError::ShapeMismatch {
+                op: "SecondMoment::whitener",
+                detail: "the second moment is zero: every vector added was 0".into(),
+            });
         }
-        let shrunk = Mat::from_fn(d, d, |i, j| (1.0 - shrinkage) * data[i * d + j] + if i == j { shrinkage * mean_variance } else { 0.0 });
+        let shrunk = Mat::from_fn(d, d, |i, j| {
+            (1.0 - shrinkage) * data[i * d + j] + if i == j { shrinkage * mean_variance } else { 0.0 }
+        });
         let inverse = shrunk.llt(Side::Lower).map_err(|e| AlgebraError::ShapeMismatch {
             op: "SecondMoment::whitener",
             detail: format!("the shrunk second moment is not positive definite ({e:?}); use a larger shrinkage"),
@@ -142,13 +150,19 @@ impl Whitener {
     pub fn key(&self, x: &Tensor) -> Result<Tensor> {
         let d = self.inverse.dims()[0];
         if x.dims() != [d] {
-            return Err(AlgebraError::ShapeMismatch { op: "Whitener::key", detail: format!("expected an input of shape [{d}], got {:?}", x.dims()) });
+            return Err(AlgebraError::ShapeMismatch {
+                op: "Whitener::key",
+                detail: format!("expected an input of shape [{d}], got {:?}", x.dims()),
+            });
         }
         let x64 = x.to_device(&Device::Cpu)?.to_dtype(DType::F64)?; // (d)
         let cx = self.inverse.matmul(&x64.unsqueeze(1)?)?.squeeze(1)?; // (d)
         let x_cx = (&x64 * &cx)?.sum_all()?.to_scalar::<f64>()?;
         if !(x_cx > 0.0) {
-            return Err(AlgebraError::ShapeMismatch { op: "Whitener::key", detail: "the input is zero; a zero input has no key".into() });
+            return Err(AlgebraError::ShapeMismatch {
+                op: "Whitener::key",
+                detail: "the input is zero; a zero input has no key".into(),
+            });
         }
         let sq = x64.sqr()?.sum_all()?.to_scalar::<f64>()?;
         Ok((cx * (sq / x_cx))?.to_dtype(x.dtype())?.to_device(x.device())?)

@@ -15,7 +15,8 @@ use support::*;
 /// `(d_in, d_out, W, x, delta)` for one linear layer and one token.
 #[allow(clippy::type_complexity)]
 fn layer_and_token() -> impl Strategy<Value = (usize, usize, Vec<f64>, Vec<f64>, Vec<f64>)> {
-    two_sizes(1, 24).prop_flat_map(|(d_in, d_out)| (Just(d_in), Just(d_out), data(d_out * d_in), data(d_in), data(d_out)))
+    two_sizes(1, 24)
+        .prop_flat_map(|(d_in, d_out)| (Just(d_in), Just(d_out), data(d_out * d_in), data(d_in), data(d_out)))
 }
 
 proptest! {
@@ -127,11 +128,21 @@ impl SwiGlu {
 
 /// `(n, d, d_ff, V, i, data...)`: dimensions first (d != d_ff), then data.
 #[allow(clippy::type_complexity)]
-fn swiglu() -> impl Strategy<Value = (usize, usize, usize, usize, usize, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<usize>)> {
+fn swiglu(
+) -> impl Strategy<Value = (usize, usize, usize, usize, usize, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<usize>)>
+{
     (1usize..=4, two_sizes(2, 10), 3usize..=12, 0usize..4).prop_flat_map(|(n, (d, d_ff), v, i)| {
         (
-            Just(n), Just(d), Just(d_ff), Just(v), Just(i % n),
-            data(n * d), data(d_ff * d), data(d_ff * d), data(d * d_ff), data(v * d),
+            Just(n),
+            Just(d),
+            Just(d_ff),
+            Just(v),
+            Just(i % n),
+            data(n * d),
+            data(d_ff * d),
+            data(d_ff * d),
+            data(d * d_ff),
+            data(v * d),
             prop::collection::vec(0..v, n),
         )
     })

@@ -5,7 +5,9 @@
 
 mod support;
 
-use backlens_algebra::{cosine_similarity, top_k_intersection, AlgebraError, LensReading, LowRankGradient, SpanningSet};
+use backlens_algebra::{
+    cosine_similarity, top_k_intersection, AlgebraError, LensReading, LowRankGradient, SpanningSet,
+};
 use backlens_lens::{LogitLens, ProjectOptions, Projection};
 use backlens_ops::Norm;
 use candle_core::{DType, Device, Tensor};

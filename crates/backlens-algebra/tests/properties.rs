@@ -7,28 +7,20 @@ use candle_core::{DType, Device, Tensor, Var};
 use proptest::prelude::*;
 
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
     ProptestConfig::with_cases(cases)
 }
 
 /// Layer dimensions `(n, d_in, d_out)` with `d_in != d_out`, any ordering of `n` against them.
 fn dims() -> impl Strategy<Value = (usize, usize, usize)> {
-    (1usize..=10, 1usize..=16, 1usize..=16)
-        .prop_map(|(n, a, b)| if a == b { (n, a, a + 1) } else { (n, a, b) })
+    (1usize..=10, 1usize..=16, 1usize..=16).prop_map(|(n, a, b)| if a == b { (n, a, a + 1) } else { (n, a, b) })
 }
 
 /// Dimensions with `n < min(d_in, d_out)` and `d_in != d_out` (so rank n is reachable).
 fn dims_thin() -> impl Strategy<Value = (usize, usize, usize)> {
     (1usize..=6, 1usize..=5, 1usize..=5, any::<bool>()).prop_map(|(n, extra_a, extra_b, swap)| {
         let a = n + extra_a;
-        let b = if extra_a == extra_b {
-            n + extra_b + 1
-        } else {
-            n + extra_b
-        };
+        let b = if extra_a == extra_b { n + extra_b + 1 } else { n + extra_b };
         if swap {
             (n, b, a)
         } else {
@@ -49,19 +41,11 @@ fn factors(
 }
 
 fn tensor(v: &[f64], shape: (usize, usize), dtype: DType) -> Tensor {
-    Tensor::from_vec(v.to_vec(), shape, &Device::Cpu)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap()
+    Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
 }
 
 fn to_vec(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
+    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
 }
 
 fn tol(dtype: DType) -> (f64, f64) {
@@ -72,13 +56,7 @@ fn tol(dtype: DType) -> (f64, f64) {
 }
 
 /// Asserts `|a - b| <= atol + rtol * scale` elementwise, `scale` being the largest |b|.
-fn assert_close(
-    a: &Tensor,
-    b: &Tensor,
-    atol: f64,
-    rtol: f64,
-    what: &str,
-) -> Result<(), TestCaseError> {
+fn assert_close(a: &Tensor, b: &Tensor, atol: f64, rtol: f64, what: &str) -> Result<(), TestCaseError> {
     prop_assert_eq!(a.dims(), b.dims(), "{}: shapes differ", what);
     let (a, b) = (to_vec(a), to_vec(b));
     let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -96,13 +74,7 @@ fn assert_close(
     Ok(())
 }
 
-fn assert_close_vec(
-    a: &[f64],
-    b: &[f64],
-    atol: f64,
-    rtol: f64,
-    what: &str,
-) -> Result<(), TestCaseError> {
+fn assert_close_vec(a: &[f64], b: &[f64], atol: f64, rtol: f64, what: &str) -> Result<(), TestCaseError> {
     prop_assert_eq!(a.len(), b.len(), "{}: lengths differ", what);
     let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     for (k, (x, y)) in a.iter().zip(b).enumerate() {
@@ -131,10 +103,7 @@ fn dtype_of(f64_: bool) -> DType {
 
 /// L(W) = sum(C * (x W^T)), so that dL/dy = C.
 fn loss(x: &Tensor, w: &Tensor, c: &Tensor) -> Tensor {
-    (c * x.matmul(&w.t().unwrap()).unwrap())
-        .unwrap()
-        .sum_all()
-        .unwrap()
+    (c * x.matmul(&w.t().unwrap()).unwrap()).unwrap().sum_all().unwrap()
 }
 
 proptest! {

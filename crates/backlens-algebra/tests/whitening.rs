@@ -39,7 +39,8 @@ fn second_moment_is_the_mean_outer_product_over_all_batches() {
     let (a, b) = (random(5, 4, 1), random(3, 4, 2));
     let m = moment_of(&[a.clone(), b.clone()]);
     assert_eq!(m.count(), 8);
-    let rows: Vec<Vec<f64>> = [a, b].iter().flat_map(|t| t.to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap()).collect();
+    let rows: Vec<Vec<f64>> =
+        [a, b].iter().flat_map(|t| t.to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap()).collect();
     let got = m.matrix().unwrap().to_vec2::<f64>().unwrap();
     for i in 0..4 {
         for j in 0..4 {
@@ -60,7 +61,9 @@ fn whitener_inverts_the_shrunk_second_moment() {
         for i in 0..6 {
             for j in 0..6 {
                 // (C_λ · C_λ⁻¹)[i][j]
-                let p: f64 = (0..6).map(|k| ((1.0 - lambda) * c[i][k] + if i == k { lambda * mean_var } else { 0.0 }) * inv[k][j]).sum();
+                let p: f64 = (0..6)
+                    .map(|k| ((1.0 - lambda) * c[i][k] + if i == k { lambda * mean_var } else { 0.0 }) * inv[k][j])
+                    .sum();
                 let want = if i == j { 1.0 } else { 0.0 };
                 assert!((p - want).abs() < 1e-9, "λ {lambda}: (C_λ C_λ⁻¹)[{i}][{j}] = {p}");
             }
@@ -77,7 +80,12 @@ fn key_is_normalised_to_the_input_norm_and_is_the_input_without_whitening() {
         let k = m.whitener(lambda).unwrap().key(&x).unwrap();
         assert_eq!(k.dtype(), DType::F32);
         let kv = v64(&k);
-        assert!((dot(&kv, &xv) - dot(&xv, &xv)).abs() < 1e-5 * dot(&xv, &xv), "λ {lambda}: kᵀx {} vs |x|² {}", dot(&kv, &xv), dot(&xv, &xv));
+        assert!(
+            (dot(&kv, &xv) - dot(&xv, &xv)).abs() < 1e-5 * dot(&xv, &xv),
+            "λ {lambda}: kᵀx {} vs |x|² {}",
+            dot(&kv, &xv),
+            dot(&xv, &xv)
+        );
         if lambda == 1.0 {
             let diff = kv.iter().zip(&xv).fold(0f64, |a, (p, q)| a.max((p - q).abs()));
             assert!(diff < 1e-6, "λ = 1 must give k = x, max diff {diff:e}");
@@ -125,5 +133,9 @@ fn bad_inputs_are_refused_with_a_reason() {
     assert!(zero.whitener(0.5).unwrap_err().to_string().contains("zero"));
     let w: Whitener = m.whitener(0.5).unwrap();
     assert!(w.key(&Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap()).unwrap_err().to_string().contains("shape [4]"));
-    assert!(w.key(&Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap()).unwrap_err().to_string().contains("zero input"));
+    assert!(w
+        .key(&Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap())
+        .unwrap_err()
+        .to_string()
+        .contains("zero input"));
 }

@@ -55,28 +55,13 @@ pub enum DataError {
         source: std::io::Error,
     },
     #[error("invalid JSON in {path} at line {line}, column {column}: {message}")]
-    Json {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Json { path: PathBuf, line: usize, column: usize, message: String },
     #[error("dataset {path} is empty: expected a JSON array of CounterFact records or JSON lines")]
     Empty { path: PathBuf },
     #[error("{path}: record {index}{}: {problem}", case_label(.case_id))]
-    Invalid {
-        path: PathBuf,
-        index: usize,
-        case_id: Option<u64>,
-        problem: String,
-    },
+    Invalid { path: PathBuf, index: usize, case_id: Option<u64>, problem: String },
     #[error("{path}: duplicate case_id {case_id} in record {index} (first used by record {first_index})")]
-    DuplicateCaseId {
-        path: PathBuf,
-        case_id: u64,
-        index: usize,
-        first_index: usize,
-    },
+    DuplicateCaseId { path: PathBuf, case_id: u64, index: usize, first_index: usize },
 }
 
 fn case_label(case_id: &Option<u64>) -> String {
@@ -120,10 +105,7 @@ struct RawTarget {
 /// Loads and validates a CounterFact-format dataset: a JSON array of records (the original
 /// release's format) or JSON lines (one record object per non-blank line).
 pub fn load(path: &Path) -> Result<Vec<Record>, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
     parse(&text, path)
 }
 
@@ -132,9 +114,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Record>, DataError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let trimmed = text.trim_start();
     if trimmed.is_empty() {
-        return Err(DataError::Empty {
-            path: path.to_path_buf(),
-        });
+        return Err(DataError::Empty { path: path.to_path_buf() });
     }
     let json_err = |e: serde_json::Error, line_offset: usize| DataError::Json {
         path: path.to_path_buf(),
@@ -159,9 +139,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Record>, DataError> {
         out
     };
     if values.is_empty() {
-        return Err(DataError::Empty {
-            path: path.to_path_buf(),
-        });
+        return Err(DataError::Empty { path: path.to_path_buf() });
     }
     let mut records = Vec::with_capacity(values.len());
     let mut seen: HashMap<u64, usize> = HashMap::new();
@@ -177,13 +155,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Record>, DataError> {
             },
         };
         if !value.is_object() {
-            return Err(invalid(format!(
-                "expected a JSON object, found {}",
-                kind(&value)
-            )));
+            return Err(invalid(format!("expected a JSON object, found {}", kind(&value))));
         }
-        let raw: RawRecord =
-            serde_json::from_value(value).map_err(|e| invalid(format!("wrong field type: {e}")))?;
+        let raw: RawRecord = serde_json::from_value(value).map_err(|e| invalid(format!("wrong field type: {e}")))?;
         let record = validate(raw).map_err(invalid)?;
         if let Some(&first_index) = seen.get(&record.case_id) {
             return Err(DataError::DuplicateCaseId {
@@ -221,10 +195,7 @@ fn required(v: Option<String>, field: &str) -> Result<String, String> {
 fn prompts(v: Option<Vec<String>>, field: &str, min: usize) -> Result<Vec<String>, String> {
     let v = v.ok_or_else(|| format!("field `{field}` is missing"))?;
     if v.len() < min {
-        return Err(format!(
-            "field `{field}` has {} prompts, at least {min} required",
-            v.len()
-        ));
+        return Err(format!("field `{field}` has {} prompts, at least {min} required", v.len()));
     }
     if let Some(i) = v.iter().position(|p| p.trim().is_empty()) {
         return Err(format!("field `{field}`[{i}] is an empty prompt"));
@@ -234,9 +205,7 @@ fn prompts(v: Option<Vec<String>>, field: &str, min: usize) -> Result<Vec<String
 
 fn validate(raw: RawRecord) -> Result<Record, String> {
     let case_id = raw.case_id.ok_or("field `case_id` is missing")?;
-    let rw = raw
-        .requested_rewrite
-        .ok_or("field `requested_rewrite` is missing")?;
+    let rw = raw.requested_rewrite.ok_or("field `requested_rewrite` is missing")?;
     let prompt = required(rw.prompt, "requested_rewrite.prompt")?;
     let holes = prompt.matches("{}").count();
     if holes != 1 {
@@ -247,15 +216,11 @@ fn validate(raw: RawRecord) -> Result<Record, String> {
     let subject = required(rw.subject, "requested_rewrite.subject")?;
     let relation_id = required(rw.relation_id, "requested_rewrite.relation_id")?;
     let target_true = required(
-        rw.target_true
-            .ok_or("field `requested_rewrite.target_true` is missing")?
-            .str,
+        rw.target_true.ok_or("field `requested_rewrite.target_true` is missing")?.str,
         "requested_rewrite.target_true.str",
     )?;
     let target_new = required(
-        rw.target_new
-            .ok_or("field `requested_rewrite.target_new` is missing")?
-            .str,
+        rw.target_new.ok_or("field `requested_rewrite.target_new` is missing")?.str,
         "requested_rewrite.target_new.str",
     )?;
     if target_new.trim() == target_true.trim() {

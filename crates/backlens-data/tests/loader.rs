@@ -32,10 +32,7 @@ fn rec(case_id: u64, subject: &str) -> Value {
 }
 
 fn array_file(name: &str, recs: &[Value]) -> PathBuf {
-    write(
-        name,
-        &serde_json::to_string_pretty(&Value::Array(recs.to_vec())).unwrap(),
-    )
+    write(name, &serde_json::to_string_pretty(&Value::Array(recs.to_vec())).unwrap())
 }
 
 fn load_err(name: &str, recs: &[Value]) -> String {
@@ -51,11 +48,7 @@ fn assert_mentions(msg: &str, parts: &[&str]) {
 
 #[test]
 fn original_format_loads() {
-    let r = load(&array_file(
-        "ok.json",
-        &[rec(0, "Danielle Darrieux"), rec(5, "Edwin of Northumbria")],
-    ))
-    .unwrap();
+    let r = load(&array_file("ok.json", &[rec(0, "Danielle Darrieux"), rec(5, "Edwin of Northumbria")])).unwrap();
     assert_eq!(r.len(), 2);
     let x = &r[0];
     assert_eq!(x.case_id, 0);
@@ -66,14 +59,8 @@ fn original_format_loads() {
     assert_eq!(x.target_new, "English");
     assert_eq!(x.paraphrase_prompts.len(), 2);
     assert_eq!(x.neighborhood_prompts.len(), 2);
-    assert_eq!(
-        x.generation_prompts,
-        vec!["Danielle Darrieux's mother tongue is".to_string()]
-    );
-    assert_eq!(
-        x.rewrite_prompt(),
-        "The mother tongue of Danielle Darrieux is"
-    );
+    assert_eq!(x.generation_prompts, vec!["Danielle Darrieux's mother tongue is".to_string()]);
+    assert_eq!(x.rewrite_prompt(), "The mother tongue of Danielle Darrieux is");
     assert_eq!(r[1].case_id, 5);
 }
 
@@ -81,10 +68,7 @@ fn original_format_loads() {
 fn json_lines_and_array_give_the_same_records() {
     let recs = [rec(0, "A"), rec(1, "B"), rec(2, "C")];
     let from_array = load(&array_file("same.json", &recs)).unwrap();
-    let lines: Vec<String> = recs
-        .iter()
-        .map(|r| serde_json::to_string(r).unwrap())
-        .collect();
+    let lines: Vec<String> = recs.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
     // a blank line and a trailing newline are allowed in JSON lines
     let text = format!("{}\n\n{}\n{}\n", lines[0], lines[1], lines[2]);
     let from_lines = load(&write("same.jsonl", &text)).unwrap();
@@ -92,23 +76,15 @@ fn json_lines_and_array_give_the_same_records() {
     // also the project's dataset, re-encoded as JSON lines
     let path = backlens_data::default_dataset_path();
     let all: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let jl: String = all
-        .iter()
-        .map(|r| serde_json::to_string(r).unwrap() + "\n")
-        .collect();
-    assert_eq!(
-        load(&path).unwrap(),
-        load(&write("project.jsonl", &jl)).unwrap()
-    );
+    let jl: String = all.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
+    assert_eq!(load(&path).unwrap(), load(&write("project.jsonl", &jl)).unwrap());
 }
 
 #[test]
 fn generation_prompts_may_be_absent() {
     let mut r = rec(0, "A");
     r.as_object_mut().unwrap().remove("generation_prompts");
-    assert!(load(&array_file("nogen.json", &[r])).unwrap()[0]
-        .generation_prompts
-        .is_empty());
+    assert!(load(&array_file("nogen.json", &[r])).unwrap()[0].generation_prompts.is_empty());
 }
 
 #[test]
@@ -120,11 +96,7 @@ fn missing_file() {
 
 #[test]
 fn empty_file_and_empty_array() {
-    for (name, text) in [
-        ("empty.json", ""),
-        ("blank.json", "  \n\n"),
-        ("emptyarr.json", "[]"),
-    ] {
+    for (name, text) in [("empty.json", ""), ("blank.json", "  \n\n"), ("emptyarr.json", "[]")] {
         let e = load(&write(name, text)).unwrap_err();
         assert!(matches!(e, DataError::Empty { .. }), "{name}: {e:?}");
     }
@@ -132,11 +104,7 @@ fn empty_file_and_empty_array() {
 
 #[test]
 fn invalid_json_reports_line_and_column() {
-    let e = load(&write(
-        "bad.json",
-        "[\n  {\"case_id\": 0,\n   \"requested_rewrite\": }\n]",
-    ))
-    .unwrap_err();
+    let e = load(&write("bad.json", "[\n  {\"case_id\": 0,\n   \"requested_rewrite\": }\n]")).unwrap_err();
     match &e {
         DataError::Json { line, column, .. } => assert_eq!((*line, *column), (3, 25), "{e}"),
         other => panic!("{other:?}"),
@@ -144,11 +112,7 @@ fn invalid_json_reports_line_and_column() {
     assert_mentions(&e.to_string(), &["line 3", "column 25"]);
     // JSON lines: the line number is the file's line
     let good = serde_json::to_string(&rec(0, "A")).unwrap();
-    let e = load(&write(
-        "bad.jsonl",
-        &format!("{good}\n{{\"case_id\": 1,,}}\n"),
-    ))
-    .unwrap_err();
+    let e = load(&write("bad.jsonl", &format!("{good}\n{{\"case_id\": 1,,}}\n"))).unwrap_err();
     match &e {
         DataError::Json { line, .. } => assert_eq!(*line, 2, "{e}"),
         other => panic!("{other:?}"),
@@ -165,10 +129,7 @@ fn record_not_an_object() {
 fn wrong_field_type() {
     let mut r = rec(3, "A");
     r["paraphrase_prompts"] = json!("just one string");
-    assert_mentions(
-        &load_err("type.json", &[r]),
-        &["record 0", "case_id 3", "wrong field type"],
-    );
+    assert_mentions(&load_err("type.json", &[r]), &["record 0", "case_id 3", "wrong field type"]);
 }
 
 /// Each required field, removed or emptied, gives an error naming the record and the field.
@@ -187,69 +148,27 @@ fn missing_and_empty_fields() {
         assert_mentions(&msg, &["record 1", "missing"]);
         assert_mentions(&msg, path);
     }
-    for field in [
-        "prompt",
-        "subject",
-        "relation_id",
-        "target_true",
-        "target_new",
-    ] {
+    for field in ["prompt", "subject", "relation_id", "target_true", "target_new"] {
         let mut r = rec(4, "A");
-        r["requested_rewrite"]
-            .as_object_mut()
-            .unwrap()
-            .remove(field);
+        r["requested_rewrite"].as_object_mut().unwrap().remove(field);
         let msg = load_err("missing2.json", &[rec(0, "B"), r]);
-        assert_mentions(
-            &msg,
-            &[
-                "record 1",
-                "case_id 4",
-                "missing",
-                &format!("requested_rewrite.{field}"),
-            ],
-        );
+        assert_mentions(&msg, &["record 1", "case_id 4", "missing", &format!("requested_rewrite.{field}")]);
     }
     for (field, sub) in [("target_true", "str"), ("target_new", "str")] {
         let mut r = rec(4, "A");
-        r["requested_rewrite"][field]
-            .as_object_mut()
-            .unwrap()
-            .remove(sub);
+        r["requested_rewrite"][field].as_object_mut().unwrap().remove(sub);
         let msg = load_err("missing3.json", &[r]);
-        assert_mentions(
-            &msg,
-            &[
-                "case_id 4",
-                "missing",
-                &format!("requested_rewrite.{field}.str"),
-            ],
-        );
+        assert_mentions(&msg, &["case_id 4", "missing", &format!("requested_rewrite.{field}.str")]);
         let mut r = rec(4, "A");
         r["requested_rewrite"][field][sub] = json!(" ");
         let msg = load_err("empty3.json", &[r]);
-        assert_mentions(
-            &msg,
-            &[
-                "case_id 4",
-                "empty",
-                &format!("requested_rewrite.{field}.str"),
-            ],
-        );
+        assert_mentions(&msg, &["case_id 4", "empty", &format!("requested_rewrite.{field}.str")]);
     }
     for field in ["prompt", "subject", "relation_id"] {
         let mut r = rec(4, "A");
         r["requested_rewrite"][field] = json!("");
         let msg = load_err("empty.json", &[r]);
-        assert_mentions(
-            &msg,
-            &[
-                "record 0",
-                "case_id 4",
-                "empty",
-                &format!("requested_rewrite.{field}"),
-            ],
-        );
+        assert_mentions(&msg, &["record 0", "case_id 4", "empty", &format!("requested_rewrite.{field}")]);
     }
 }
 
@@ -259,10 +178,7 @@ fn template_needs_exactly_one_hole() {
         let mut r = rec(9, "A");
         r["requested_rewrite"]["prompt"] = json!(t);
         let msg = load_err("hole.json", &[r]);
-        assert_mentions(
-            &msg,
-            &["case_id 9", "requested_rewrite.prompt", "exactly once", t],
-        );
+        assert_mentions(&msg, &["case_id 9", "requested_rewrite.prompt", "exactly once", t]);
     }
 }
 
@@ -271,10 +187,7 @@ fn target_new_must_differ() {
     let mut r = rec(2, "A");
     r["requested_rewrite"]["target_new"]["str"] = json!("French");
     let msg = load_err("same.json", &[r]);
-    assert_mentions(
-        &msg,
-        &["case_id 2", "target_new", "equals target_true", "French"],
-    );
+    assert_mentions(&msg, &["case_id 2", "target_new", "equals target_true", "French"]);
 }
 
 #[test]
@@ -287,10 +200,7 @@ fn prompt_lists_must_be_nonempty() {
         let mut r = rec(6, "A");
         r[field] = json!(["fine", ""]);
         let msg = load_err("emptyprompt.json", &[r]);
-        assert_mentions(
-            &msg,
-            &["case_id 6", &format!("{field}`[1]"), "empty prompt"],
-        );
+        assert_mentions(&msg, &["case_id 6", &format!("{field}`[1]"), "empty prompt"]);
     }
     // lenient like the original: one paraphrase and one neighbor are enough
     let mut r = rec(6, "A");
@@ -302,47 +212,24 @@ fn prompt_lists_must_be_nonempty() {
 
 #[test]
 fn duplicate_case_id() {
-    let e = load(&array_file(
-        "dup.json",
-        &[rec(1, "A"), rec(2, "B"), rec(1, "C")],
-    ))
-    .unwrap_err();
+    let e = load(&array_file("dup.json", &[rec(1, "A"), rec(2, "B"), rec(1, "C")])).unwrap_err();
     match &e {
-        DataError::DuplicateCaseId {
-            case_id,
-            index,
-            first_index,
-            ..
-        } => {
+        DataError::DuplicateCaseId { case_id, index, first_index, .. } => {
             assert_eq!((*case_id, *index, *first_index), (1, 2, 0))
         }
         other => panic!("{other:?}"),
     }
-    assert_mentions(
-        &e.to_string(),
-        &["duplicate case_id 1", "record 2", "record 0"],
-    );
+    assert_mentions(&e.to_string(), &["duplicate case_id 1", "record 2", "record 0"]);
 }
 
 #[test]
 fn jsonl_errors_name_the_line() {
     let mut bad = rec(1, "B");
     bad["requested_rewrite"]["prompt"] = json!("no hole");
-    let text = format!(
-        "{}\n\n{}\n",
-        serde_json::to_string(&rec(0, "A")).unwrap(),
-        serde_json::to_string(&bad).unwrap()
-    );
+    let text =
+        format!("{}\n\n{}\n", serde_json::to_string(&rec(0, "A")).unwrap(), serde_json::to_string(&bad).unwrap());
     let msg = load(&write("bad2.jsonl", &text)).unwrap_err().to_string();
-    assert_mentions(
-        &msg,
-        &[
-            "record 1",
-            "case_id 1",
-            "line 3",
-            "requested_rewrite.prompt",
-        ],
-    );
+    assert_mentions(&msg, &["record 1", "case_id 1", "line 3", "requested_rewrite.prompt"]);
 }
 
 fn records(n: u64) -> Vec<Record> {

@@ -17,10 +17,7 @@ fn size_and_relations() {
     }
     assert!(per_rel.len() >= 10, "relations: {per_rel:?}");
     for (rel, n) in &per_rel {
-        assert!(
-            rel.starts_with('P') && rel[1..].parse::<u32>().is_ok(),
-            "relation id {rel}"
-        );
+        assert!(rel.starts_with('P') && rel[1..].parse::<u32>().is_ok(), "relation id {rel}");
         assert!(*n >= 6, "relation {rel} has only {n} records");
     }
 }
@@ -40,32 +37,17 @@ fn every_record_is_complete() {
     for x in dataset() {
         let ctx = format!("case {}", x.case_id);
         assert_eq!(x.prompt.matches("{}").count(), 1, "{ctx}");
-        assert!(
-            !x.prompt.ends_with(' '),
-            "{ctx}: prompt must not end with a space (targets take it)"
-        );
+        assert!(!x.prompt.ends_with(' '), "{ctx}: prompt must not end with a space (targets take it)");
         assert_ne!(x.target_new, x.target_true, "{ctx}");
-        assert_eq!(
-            x.target_new.trim(),
-            x.target_new,
-            "{ctx}: no padding in target_new"
-        );
-        assert_eq!(
-            x.target_true.trim(),
-            x.target_true,
-            "{ctx}: no padding in target_true"
-        );
+        assert_eq!(x.target_new.trim(), x.target_new, "{ctx}: no padding in target_new");
+        assert_eq!(x.target_true.trim(), x.target_true, "{ctx}: no padding in target_true");
         assert_eq!(x.paraphrase_prompts.len(), 2, "{ctx}");
         assert!(x.neighborhood_prompts.len() >= 5, "{ctx}");
         assert!((2..=3).contains(&x.generation_prompts.len()), "{ctx}");
         let rp = x.rewrite_prompt();
         assert!(rp.contains(&x.subject) && !rp.contains("{}"), "{ctx}: {rp}");
         for p in x.paraphrase_prompts.iter().chain(&x.generation_prompts) {
-            assert!(
-                p.contains(&x.subject),
-                "{ctx}: {p:?} should mention {:?}",
-                x.subject
-            );
+            assert!(p.contains(&x.subject), "{ctx}: {p:?} should mention {:?}", x.subject);
             assert!(!p.contains("{}"), "{ctx}: {p:?}");
         }
         for p in &x.neighborhood_prompts {
@@ -80,30 +62,16 @@ fn every_record_is_complete() {
 #[test]
 fn neighbors_share_relation_and_true_object() {
     let r = dataset();
-    let by_prompt: HashMap<String, &Record> = r
-        .iter()
-        .map(|x| (x.rewrite_prompt(), x))
-        .filter(|(p, _)| !p.is_empty())
-        .collect();
+    let by_prompt: HashMap<String, &Record> =
+        r.iter().map(|x| (x.rewrite_prompt(), x)).filter(|(p, _)| !p.is_empty()).collect();
     for x in &r {
         for n in &x.neighborhood_prompts {
-            let other = by_prompt.get(n.as_str()).unwrap_or_else(|| {
-                panic!(
-                    "case {}: neighbor {n:?} is no record's rewrite prompt",
-                    x.case_id
-                )
-            });
+            let other = by_prompt
+                .get(n.as_str())
+                .unwrap_or_else(|| panic!("case {}: neighbor {n:?} is no record's rewrite prompt", x.case_id));
             assert_ne!(other.subject, x.subject, "case {}: {n:?}", x.case_id);
-            assert_eq!(
-                other.relation_id, x.relation_id,
-                "case {}: {n:?}",
-                x.case_id
-            );
-            assert_eq!(
-                other.target_true, x.target_true,
-                "case {}: {n:?}",
-                x.case_id
-            );
+            assert_eq!(other.relation_id, x.relation_id, "case {}: {n:?}", x.case_id);
+            assert_eq!(other.target_true, x.target_true, "case {}: {n:?}", x.case_id);
         }
     }
 }
@@ -115,10 +83,7 @@ fn target_new_is_an_object_of_the_same_relation() {
     let r = dataset();
     let mut objects: HashMap<&str, HashSet<&str>> = HashMap::new();
     for x in &r {
-        objects
-            .entry(&x.relation_id)
-            .or_default()
-            .insert(&x.target_true);
+        objects.entry(&x.relation_id).or_default().insert(&x.target_true);
     }
     for x in &r {
         assert!(
@@ -133,11 +98,7 @@ fn target_new_is_an_object_of_the_same_relation() {
     let mut seen: HashMap<(&str, &str), &str> = HashMap::new();
     for x in &r {
         let prev = seen.insert((&x.subject, &x.relation_id), &x.target_true);
-        assert!(
-            prev.is_none(),
-            "case {}: duplicate subject/relation",
-            x.case_id
-        );
+        assert!(prev.is_none(), "case {}: duplicate subject/relation", x.case_id);
     }
 }
 

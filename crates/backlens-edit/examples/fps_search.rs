@@ -35,12 +35,16 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         Ok(match &key {
             None => Key::Input,
             Some((kind, l)) if kind == "template" => Key::TemplateContrast(Arc::new(TemplateContrast::new(*l))),
-            Some((_, l)) => Key::Whitened(Arc::new(LayerWhitener::from_corpus(m, layer, &default_key_corpus_path(), *l)?)),
+            Some((_, l)) => {
+                Key::Whitened(Arc::new(LayerWhitener::from_corpus(m, layer, &default_key_corpus_path(), *l)?))
+            }
         })
     };
     let res = search_layers(&mut model, &layers, &key_for, &slice, &opts, &EvalOptions::default(), &mut |r| {
         println!("layer {} eta {:?} probes {:?}", r.layer, r.eta, r.probes);
-        if let Some(s) = &r.summary { print!("{}", eval::markdown_table(std::slice::from_ref(s))); }
+        if let Some(s) = &r.summary {
+            print!("{}", eval::markdown_table(std::slice::from_ref(s)));
+        }
     })?;
     let rows: Vec<EvalSummary> = res.into_iter().filter_map(|r| r.summary).collect();
     println!("{}", eval::markdown_table(&rows));

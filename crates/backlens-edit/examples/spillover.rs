@@ -13,7 +13,7 @@
 //! the metrics there. `template`: the same shares for the template-contrast key, and for the
 //! paraphrase prompts.
 use backlens_edit::keys::{self, default_key_corpus_path, LayerWhitener, TemplateContrast};
-use backlens_edit::search::{min_setting, SearchOptions, EtaKind};
+use backlens_edit::search::{min_setting, EtaKind, SearchOptions};
 use backlens_edit::*;
 use backlens_model::{default_model, LanguageModel, Llama, Module};
 use candle_core::{DType, IndexOp, Tensor};
@@ -23,12 +23,23 @@ fn ff2_inputs(model: &dyn LanguageModel, ids: &[u32], layer: usize) -> Tensor {
     keys::ff2_inputs(model, layer, ids, 0).unwrap().to_dtype(DType::F64).unwrap()
 }
 fn dot(a: &Tensor, b: &Tensor) -> f64 {
-    (a.to_dtype(DType::F64).unwrap() * b.to_dtype(DType::F64).unwrap()).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+    (a.to_dtype(DType::F64).unwrap() * b.to_dtype(DType::F64).unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
 }
 
-struct SubjectShift { layer: usize, eta: f64, positions: HashMap<Vec<u32>, usize> }
+struct SubjectShift {
+    layer: usize,
+    eta: f64,
+    positions: HashMap<Vec<u32>, usize>,
+}
 impl EditMethod for SubjectShift {
-    fn name(&self) -> String { format!("subject-token shift (layer {}, eta {} scale-free)", self.layer, self.eta) }
+    fn name(&self) -> String {
+        format!("subject-token shift (layer {}, eta {} scale-free)", self.layer, self.eta)
+    }
     fn compute(&self, model: &dyn LanguageModel, requests: &[EditRequest]) -> backlens_edit::Result<Edit> {
         let mut w = model.weight(self.layer, Module::MlpDown)?.clone();
         for r in requests {
@@ -38,7 +49,10 @@ impl EditMethod for SubjectShift {
             let c = self.eta / (dot(&x, &x) * dot(&e, &e));
             w = backlens_algebra::forward_pass_shift(&w, &x, &e, c)?;
         }
-        Ok(Edit { updates: vec![WeightUpdate { layer: self.layer, module: Module::MlpDown, weight: w }], ..Default::default() })
+        Ok(Edit {
+            updates: vec![WeightUpdate { layer: self.layer, module: Module::MlpDown, weight: w }],
+            ..Default::default()
+        })
     }
 }
 
@@ -85,14 +99,22 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         let generic: Vec<Tensor> = generic.iter().map(|ids| ff2_inputs(&model, ids, layer)).collect();
         let generic = Tensor::cat(&generic, 0)?; // (N, d_ff)
         let keys: Vec<(String, Option<LayerWhitener>)> = std::iter::once(("x_n".to_string(), None))
-            .chain([0.3, 0.1, 0.01].map(|l| (format!("whitened λ {l}"), Some(LayerWhitener::from_corpus(&model, layer, &default_key_corpus_path(), l).unwrap()))))
+            .chain([0.3, 0.1, 0.01].map(|l| {
+                (
+                    format!("whitened λ {l}"),
+                    Some(LayerWhitener::from_corpus(&model, layer, &default_key_corpus_path(), l).unwrap()),
+                )
+            }))
             .collect();
         for (name, w) in &keys {
             let (mut neigh, mut gen, mut cos) = (Vec::new(), Vec::new(), Vec::new());
             for rec in &slice {
                 let ids = model.tokenizer().encode(&rec.rewrite_prompt())?;
                 let x = ff2_inputs(&model, &ids, layer).i(ids.len() - 1)?;
-                let k = match w { None => x.clone(), Some(w) => w.whitener.key(&x)? };
+                let k = match w {
+                    None => x.clone(),
+                    Some(w) => w.whitener.key(&x)?,
+                };
                 let kx = dot(&k, &x);
                 for p in &rec.neighborhood_prompts {
                     let pid = model.tokenizer().encode(p)?;
@@ -118,12 +140,17 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         assert!(ids.starts_with(&prefix), "{text}: the subject's tokens are not a prefix");
         positions.insert(ids, prefix.len() - 1);
     }
-    let requests = slice.iter().map(|r| EditRequest::from_record(model.tokenizer(), r)).collect::<backlens_edit::Result<Vec<_>>>()?;
+    let requests = slice
+        .iter()
+        .map(|r| EditRequest::from_record(model.tokenizer(), r))
+        .collect::<backlens_edit::Result<Vec<_>>>()?;
     let base = evaluate(&mut model, None, &slice, &EvalOptions::default(), &mut |_, _| {})?;
     let mut rows = vec![base.summary];
     for &layer in &layers {
-        let opts = SearchOptions { kind: EtaKind::ScaleFree, start: 500.0, goal: 95.0, resolution: 1.15, max_doublings: 8 };
-        let make = |eta: f64| -> Box<dyn EditMethod> { Box::new(SubjectShift { layer, eta, positions: positions.clone() }) };
+        let opts =
+            SearchOptions { kind: EtaKind::ScaleFree, start: 500.0, goal: 95.0, resolution: 1.15, max_doublings: 8 };
+        let make =
+            |eta: f64| -> Box<dyn EditMethod> { Box::new(SubjectShift { layer, eta, positions: positions.clone() }) };
         let (eta, probes) = min_setting(&mut model, &make, &requests, &opts)?;
         println!("layer {layer}: eta {eta:?} probes {probes:?}");
         if let Some(eta) = eta {
@@ -135,4 +162,3 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     println!("{}", eval::markdown_table(&rows));
     Ok(())
 }
-

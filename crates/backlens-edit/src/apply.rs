@@ -99,7 +99,11 @@ impl<M: LanguageModel + ?Sized> Drop for EditGuard<'_, M> {
 /// Checks that a method's setting names an existing layer.
 pub(crate) fn check_layer(model: &dyn LanguageModel, layer: usize) -> Result<()> {
     if layer >= model.n_layers() {
-        return Err(EditError::Setting(format!("layer {layer} does not exist: the model has {} layers (0..{})", model.n_layers(), model.n_layers() - 1)));
+        return Err(EditError::Setting(format!(
+            "layer {layer} does not exist: the model has {} layers (0..{})",
+            model.n_layers(),
+            model.n_layers() - 1
+        )));
     }
     Ok(())
 }

@@ -180,7 +180,13 @@ pub struct EvalReport {
 }
 
 /// Evaluates the edited model on one record's prompts (the edit is already applied).
-pub fn measure(model: &dyn LanguageModel, record: &Record, request: &EditRequest, with_generation: usize, corpus: Option<&[Vec<u32>]>) -> Result<RecordEval> {
+pub fn measure(
+    model: &dyn LanguageModel,
+    record: &Record,
+    request: &EditRequest,
+    with_generation: usize,
+    corpus: Option<&[Vec<u32>]>,
+) -> Result<RecordEval> {
     let tok = model.tokenizer();
     let efficacy = f64::from(u8::from(predicts(model, &request.prompt, &request.target)?));
     let paraphrase = accuracy(model, &record.paraphrase_prompts, &request.target)?;
@@ -275,7 +281,15 @@ pub fn markdown_table(rows: &[EvalSummary]) -> String {
     for r in rows {
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |\n",
-            r.method, r.records, r.skipped, r.efficacy, r.paraphrase, r.neighborhood, opt(&r.ngram_entropy), opt(&r.perplexity), r.edit_seconds
+            r.method,
+            r.records,
+            r.skipped,
+            r.efficacy,
+            r.paraphrase,
+            r.neighborhood,
+            opt(&r.ngram_entropy),
+            opt(&r.perplexity),
+            r.edit_seconds
         ));
     }
     s

@@ -71,7 +71,9 @@ impl std::fmt::Display for Key {
         match self {
             Key::Input => write!(f, "key x_n"),
             Key::Whitened(w) => write!(f, "whitened key, shrinkage {}, {} tokens", w.whitener.shrinkage(), w.tokens),
-            Key::TemplateContrast(t) => write!(f, "template-contrast key, shrinkage {}, {} subjects", t.shrinkage(), t.subjects().len()),
+            Key::TemplateContrast(t) => {
+                write!(f, "template-contrast key, shrinkage {}, {} subjects", t.shrinkage(), t.subjects().len())
+            }
         }
     }
 }
@@ -89,14 +91,24 @@ pub struct LayerWhitener {
 impl LayerWhitener {
     /// Estimates `C` at `layer` from token sequences (every position of every sequence, one
     /// forward pass each) and inverts `C_λ` with `shrinkage` λ ∈ (0, 1].
-    pub fn estimate(model: &dyn LanguageModel, layer: usize, sequences: &[Vec<u32>], shrinkage: f64) -> Result<LayerWhitener> {
+    pub fn estimate(
+        model: &dyn LanguageModel,
+        layer: usize,
+        sequences: &[Vec<u32>],
+        shrinkage: f64,
+    ) -> Result<LayerWhitener> {
         let moment = ff2_input_moment(model, layer, sequences)?;
         Ok(LayerWhitener { layer, tokens: moment.count(), whitener: moment.whitener(shrinkage)? })
     }
 
     /// [`estimate`](Self::estimate) from a corpus file (passages separated by blank lines, each
     /// truncated to 256 tokens), e.g. [`default_key_corpus_path`].
-    pub fn from_corpus(model: &dyn LanguageModel, layer: usize, corpus: &Path, shrinkage: f64) -> Result<LayerWhitener> {
+    pub fn from_corpus(
+        model: &dyn LanguageModel,
+        layer: usize,
+        corpus: &Path,
+        shrinkage: f64,
+    ) -> Result<LayerWhitener> {
         LayerWhitener::estimate(model, layer, &load_corpus(model, corpus, 256)?, shrinkage)
     }
 }
@@ -175,7 +187,9 @@ impl TemplateContrast {
     /// (one forward pass each, or the cache).
     pub fn whitener(&self, model: &dyn LanguageModel, layer: usize, template: &str) -> Result<Whitener> {
         if template.matches("{}").count() != 1 {
-            return Err(EditError::Request(format!("the template {template:?} must contain exactly one `{{}}` where the subject goes")));
+            return Err(EditError::Request(format!(
+                "the template {template:?} must contain exactly one `{{}}` where the subject goes"
+            )));
         }
         crate::apply::check_layer(model, layer)?;
         let weights = weight_ids(model, layer);
@@ -204,15 +218,52 @@ impl TemplateContrast {
 /// The ids of every linear weight of layers `0..=layer`: what the FF2 input at `layer` depends
 /// on besides the embedding and the norms, which edits do not touch.
 fn weight_ids(model: &dyn LanguageModel, layer: usize) -> Vec<TensorId> {
-    (0..=layer).flat_map(|l| Module::ALL.into_iter().filter_map(move |m| model.weight(l, m).ok().map(|w| w.id()))).collect()
+    (0..=layer)
+        .flat_map(|l| Module::ALL.into_iter().filter_map(move |m| model.weight(l, m).ok().map(|w| w.id())))
+        .collect()
 }
 
 /// Forty invented subjects (people, places, organisations; none is in the project's dataset)
 /// for [`TemplateContrast`].
 pub const INVENTED_SUBJECTS: [&str; 40] = [
-    "Anna Berglund", "Tomas Okafor", "Lina Maretti", "Pieter Vossberg", "Hana Kulik", "Marco Delacroix", "Ines Favre", "Oskar Lindqvist",
-    "Rafael Quintero", "Mei Tanaka", "Jonas Albrecht", "Clara Novak", "Dmitri Sokolenko", "Amara Nwosu", "Felix Harrow", "Sofia Lenz",
-    "Kestrel Bay", "Oakridge Labs", "Norvale", "the Halden Group", "Brightwater Studios", "Mount Tessaly", "Velmora", "Corvin Motors",
-    "Isla Brennan", "Yusuf Demir", "Greta Holm", "Lucas Ferreira", "Nadia Petrova", "Emil Castellan", "Ruth Achterberg", "Kofi Mensah",
-    "Aldermoor", "the Tarrow Institute", "Silverpine Records", "Port Elsin", "Quillon Software", "Marrowfield", "Lake Ondra", "Bellhaven",
+    "Anna Berglund",
+    "Tomas Okafor",
+    "Lina Maretti",
+    "Pieter Vossberg",
+    "Hana Kulik",
+    "Marco Delacroix",
+    "Ines Favre",
+    "Oskar Lindqvist",
+    "Rafael Quintero",
+    "Mei Tanaka",
+    "Jonas Albrecht",
+    "Clara Novak",
+    "Dmitri Sokolenko",
+    "Amara Nwosu",
+    "Felix Harrow",
+    "Sofia Lenz",
+    "Kestrel Bay",
+    "Oakridge Labs",
+    "Norvale",
+    "the Halden Group",
+    "Brightwater Studios",
+    "Mount Tessaly",
+    "Velmora",
+    "Corvin Motors",
+    "Isla Brennan",
+    "Yusuf Demir",
+    "Greta Holm",
+    "Lucas Ferreira",
+    "Nadia Petrova",
+    "Emil Castellan",
+    "Ruth Achterberg",
+    "Kofi Mensah",
+    "Aldermoor",
+    "the Tarrow Institute",
+    "Silverpine Records",
+    "Port Elsin",
+    "Quillon Software",
+    "Marrowfield",
+    "Lake Ondra",
+    "Bellhaven",
 ];

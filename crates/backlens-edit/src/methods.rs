@@ -133,7 +133,9 @@ impl EditMethod for ForwardPassShift {
     fn name(&self) -> String {
         match self.key {
             Key::Input => format!("forward pass shift (layer {}, eta {})", self.layer, self.eta),
-            Key::Whitened(_) | Key::TemplateContrast(_) => format!("forward pass shift (layer {}, eta {}, {})", self.layer, self.eta, self.key),
+            Key::Whitened(_) | Key::TemplateContrast(_) => {
+                format!("forward pass shift (layer {}, eta {}, {})", self.layer, self.eta, self.key)
+            }
         }
     }
 
@@ -163,13 +165,23 @@ impl EditMethod for ForwardPassShift {
 /// The edit loss and its gradient at `(layer, module)` as low-rank factors: one trace per
 /// target sub-token of every request, rows concatenated, Δ scaled by 1/K (K = number of
 /// sub-tokens over all requests) so that `Δᵀ X` is the gradient of the mean NLL.
-pub fn loss_gradient(model: &dyn LanguageModel, requests: &[EditRequest], layer: usize, module: Module) -> Result<(f32, LowRankGradient)> {
+pub fn loss_gradient(
+    model: &dyn LanguageModel,
+    requests: &[EditRequest],
+    layer: usize,
+    module: Module,
+) -> Result<(f32, LowRankGradient)> {
     let (loss, mut grads) = loss_gradients(model, requests, layer, &[module])?;
     Ok((loss, grads.pop().expect("one module")))
 }
 
 /// [`loss_gradient`] for several modules of one layer from the same traces.
-pub fn loss_gradients(model: &dyn LanguageModel, requests: &[EditRequest], layer: usize, modules: &[Module]) -> Result<(f32, Vec<LowRankGradient>)> {
+pub fn loss_gradients(
+    model: &dyn LanguageModel,
+    requests: &[EditRequest],
+    layer: usize,
+    modules: &[Module],
+) -> Result<(f32, Vec<LowRankGradient>)> {
     check_layer(model, layer)?;
     if requests.is_empty() {
         return Err(EditError::Request("no edit request".into()));
@@ -221,7 +233,12 @@ impl EditMethod for OneStepSgd {
         let (loss, g) = loss_gradient(model, requests, self.layer, Module::MlpDown)?;
         let w = model.weight(self.layer, Module::MlpDown)?;
         let weight = (w - (g.dense()? * self.lr)?)?;
-        Ok(Edit { updates: vec![WeightUpdate { layer: self.layer, module: Module::MlpDown, weight }], loss_before: Some(loss), steps: 1, ..Edit::default() })
+        Ok(Edit {
+            updates: vec![WeightUpdate { layer: self.layer, module: Module::MlpDown, weight }],
+            loss_before: Some(loss),
+            steps: 1,
+            ..Edit::default()
+        })
     }
 }
 
@@ -318,7 +335,12 @@ impl EditMethod for OneStepAdam {
         let (loss, g) = loss_gradient(model, requests, self.layer, Module::MlpDown)?;
         let w = model.weight(self.layer, Module::MlpDown)?;
         let weight = adam_first_step(w, &g.dense()?, self.lr, self.eps)?;
-        Ok(Edit { updates: vec![WeightUpdate { layer: self.layer, module: Module::MlpDown, weight }], loss_before: Some(loss), steps: 1, ..Edit::default() })
+        Ok(Edit {
+            updates: vec![WeightUpdate { layer: self.layer, module: Module::MlpDown, weight }],
+            loss_before: Some(loss),
+            steps: 1,
+            ..Edit::default()
+        })
     }
 }
 
@@ -340,14 +362,26 @@ impl FineTune {
     /// The paper's FT setting at `layer`: Adam lr 5e-4, 25 steps on `mlp.down`, early stop at
     /// loss 1e-2.
     pub fn paper(layer: usize) -> FineTune {
-        FineTune { layer, modules: vec![Module::MlpDown], adam: AdamConfig::with_lr(5e-4), steps: 25, min_loss: Some(1e-2) }
+        FineTune {
+            layer,
+            modules: vec![Module::MlpDown],
+            adam: AdamConfig::with_lr(5e-4),
+            steps: 25,
+            min_loss: Some(1e-2),
+        }
     }
 }
 
 impl EditMethod for FineTune {
     fn name(&self) -> String {
         let modules: Vec<&str> = self.modules.iter().map(|m| m.name()).collect();
-        format!("fine-tuning (layer {}, {}, Adam lr {}, {} steps)", self.layer, modules.join("+"), self.adam.lr, self.steps)
+        format!(
+            "fine-tuning (layer {}, {}, Adam lr {}, {} steps)",
+            self.layer,
+            modules.join("+"),
+            self.adam.lr,
+            self.steps
+        )
     }
 
     fn compute(&self, model: &dyn LanguageModel, requests: &[EditRequest]) -> Result<Edit> {
@@ -374,7 +408,11 @@ impl EditMethod for FineTune {
         }
         if edit.steps > 0 {
             for &m in &self.modules {
-                edit.updates.push(WeightUpdate { layer: self.layer, module: m, weight: work.weight(self.layer, m)?.clone() });
+                edit.updates.push(WeightUpdate {
+                    layer: self.layer,
+                    module: m,
+                    weight: work.weight(self.layer, m)?.clone(),
+                });
             }
         }
         Ok(edit)

@@ -72,9 +72,7 @@ pub fn words(text: &str) -> Vec<String> {
     let mut cur = String::new();
     let chars: Vec<char> = text.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
-        let inner_apostrophe = c == '\''
-            && !cur.is_empty()
-            && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
+        let inner_apostrophe = c == '\'' && !cur.is_empty() && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
         if c.is_alphanumeric() || inner_apostrophe {
             cur.push(c);
             continue;
@@ -103,10 +101,13 @@ pub fn ngram_distribution_entropy(tokens: &[String], n: usize) -> f64 {
         *counts.entry(w).or_default() += 1;
     }
     let total = (tokens.len() - n + 1) as f64;
-    counts.values().map(|&c| {
-        let p = c as f64 / total;
-        -p * p.log2()
-    }).sum()
+    counts
+        .values()
+        .map(|&c| {
+            let p = c as f64 / total;
+            -p * p.log2()
+        })
+        .sum()
 }
 
 /// MEMIT's `compute_n_gram_entropy(text)`: the mean of `2/3 · H₂` and `4/3 · H₃` (bits), with

@@ -42,7 +42,8 @@ impl EditRequest {
     /// (the leading space as in the authors' code).
     /// The record's template is kept in [`template`](Self::template).
     pub fn from_record(tokenizer: &TextTokenizer, record: &Record) -> Result<EditRequest> {
-        Ok(EditRequest::from_text(tokenizer, &record.rewrite_prompt(), &spaced(&record.target_new))?.with_template(&record.prompt))
+        Ok(EditRequest::from_text(tokenizer, &record.rewrite_prompt(), &spaced(&record.target_new))?
+            .with_template(&record.prompt))
     }
 
     /// The same request with its prompt's template (`{}` where the subject goes).

@@ -76,14 +76,30 @@ pub type Probes = Vec<(f64, f64)>;
 
 /// The smallest η at `layer` whose efficacy on `requests` reaches `opts.goal` (bracket, then
 /// bisect in log space; `None` if none did), with every probe.
-pub fn min_eta(model: &mut dyn LanguageModel, layer: usize, requests: &[EditRequest], opts: &SearchOptions) -> Result<(Option<f64>, Probes)> {
+pub fn min_eta(
+    model: &mut dyn LanguageModel,
+    layer: usize,
+    requests: &[EditRequest],
+    opts: &SearchOptions,
+) -> Result<(Option<f64>, Probes)> {
     min_eta_with_key(model, layer, &Key::Input, requests, opts)
 }
 
 /// [`min_eta`] for forward pass shift with `key`.
-pub fn min_eta_with_key(model: &mut dyn LanguageModel, layer: usize, key: &Key, requests: &[EditRequest], opts: &SearchOptions) -> Result<(Option<f64>, Probes)> {
+pub fn min_eta_with_key(
+    model: &mut dyn LanguageModel,
+    layer: usize,
+    key: &Key,
+    requests: &[EditRequest],
+    opts: &SearchOptions,
+) -> Result<(Option<f64>, Probes)> {
     let kind = opts.kind;
-    min_setting(model, &|eta| Box::new(ForwardPassShift::new(layer, kind.eta(eta)).with_key(key.clone())), requests, opts)
+    min_setting(
+        model,
+        &|eta| Box::new(ForwardPassShift::new(layer, kind.eta(eta)).with_key(key.clone())),
+        requests,
+        opts,
+    )
 }
 
 /// How a layer search chooses forward pass shift's key at each layer.
@@ -94,7 +110,12 @@ pub type KeyForLayer<'a> = &'a dyn Fn(&dyn LanguageModel, usize) -> Result<Key>;
 /// bisect in log space to `opts.resolution`); `None` if none did. With one request and a goal of
 /// 100 this is the paper's Figure 26 quantity, the minimum lr of a successful edit.
 /// `opts.kind` is not used.
-pub fn min_setting(model: &mut dyn LanguageModel, make: &dyn Fn(f64) -> Box<dyn EditMethod>, requests: &[EditRequest], opts: &SearchOptions) -> Result<(Option<f64>, Probes)> {
+pub fn min_setting(
+    model: &mut dyn LanguageModel,
+    make: &dyn Fn(f64) -> Box<dyn EditMethod>,
+    requests: &[EditRequest],
+    opts: &SearchOptions,
+) -> Result<(Option<f64>, Probes)> {
     let mut probes: Probes = Vec::new();
     let eff = |model: &mut dyn LanguageModel, probes: &mut Probes, eta: f64| -> Result<bool> {
         let e = efficacy(model, make(eta).as_ref(), requests)?;
@@ -153,7 +174,8 @@ pub fn search_layers(
     eval: &EvalOptions,
     report: &mut dyn FnMut(&LayerResult),
 ) -> Result<Vec<LayerResult>> {
-    let requests = records.iter().map(|r| EditRequest::from_record(model.tokenizer(), r)).collect::<Result<Vec<_>>>()?;
+    let requests =
+        records.iter().map(|r| EditRequest::from_record(model.tokenizer(), r)).collect::<Result<Vec<_>>>()?;
     let mut out = Vec::new();
     for &layer in layers {
         let key = key_for(&*model, layer)?;

@@ -101,7 +101,10 @@ impl StepMethod {
         check_layer(model, layer)?;
         Ok(Some(match self {
             StepMethod::FpsRaw | StepMethod::FpsScaleFree => {
-                let fps = ForwardPassShift::new(layer, if self == StepMethod::FpsRaw { Eta::Raw(1.0) } else { Eta::ScaleFree(1.0) });
+                let fps = ForwardPassShift::new(
+                    layer,
+                    if self == StepMethod::FpsRaw { Eta::Raw(1.0) } else { Eta::ScaleFree(1.0) },
+                );
                 let (x_n, e, predicted) = fps.ingredients(model, request)?;
                 if predicted {
                     return Ok(None);
@@ -109,7 +112,9 @@ impl StepMethod {
                 let c = fps.eta.coefficient(&x_n, &e)?;
                 (e.unsqueeze(1)?.matmul(&x_n.unsqueeze(0)?)? * c)?
             }
-            StepMethod::Sgd => loss_gradient(model, std::slice::from_ref(request), layer, Module::MlpDown)?.1.dense()?.neg()?,
+            StepMethod::Sgd => {
+                loss_gradient(model, std::slice::from_ref(request), layer, Module::MlpDown)?.1.dense()?.neg()?
+            }
             StepMethod::Adam => {
                 let g = loss_gradient(model, std::slice::from_ref(request), layer, Module::MlpDown)?.1.dense()?;
                 // adam_first_step(0, g, 1, ε) = -g / (|g| + ε), the formula in one place.
@@ -133,7 +138,11 @@ impl std::str::FromStr for StepMethod {
             "fps-scale-free" => StepMethod::FpsScaleFree,
             "sgd" => StepMethod::Sgd,
             "adam" => StepMethod::Adam,
-            _ => return Err(EditError::Setting(format!("unknown sweep method {s:?}: expected fps (= fps-raw), fps-scale-free, sgd or adam"))),
+            _ => {
+                return Err(EditError::Setting(format!(
+                    "unknown sweep method {s:?}: expected fps (= fps-raw), fps-scale-free, sgd or adam"
+                )))
+            }
         })
     }
 }
@@ -163,10 +172,15 @@ pub fn target_margin(model: &dyn LanguageModel, request: &EditRequest) -> Result
     let (prompt, target) = (&request.prompt, &request.target);
     let mut ids = prompt.clone();
     ids.extend_from_slice(&target[..target.len() - 1]);
-    let rows = model.logits(&ids)?.narrow(0, prompt.len() - 1, target.len())?.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
+    let rows = model
+        .logits(&ids)?
+        .narrow(0, prompt.len() - 1, target.len())?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec2::<f32>()?;
     let mut margin = f64::INFINITY;
     for (row, &t) in rows.iter().zip(target) {
-        let other = row.iter().enumerate().filter(|&(j, _)| j != t as usize).map(|(_, &v)| v).fold(f32::NEG_INFINITY, f32::max);
+        let other =
+            row.iter().enumerate().filter(|&(j, _)| j != t as usize).map(|(_, &v)| v).fold(f32::NEG_INFINITY, f32::max);
         margin = margin.min(f64::from(row[t as usize]) - f64::from(other));
     }
     Ok(margin)
@@ -181,7 +195,13 @@ pub fn target_margin(model: &dyn LanguageModel, request: &EditRequest) -> Result
 /// row: a step that large breaks the model rather than moving it toward the target (early layers,
 /// where a large enough step never succeeds). Then bisection in log space until
 /// `hi / lo <= resolution`.
-pub fn min_step(model: &mut dyn LanguageModel, layer: usize, direction: &Tensor, request: &EditRequest, search: &StepSearch) -> Result<(Option<f64>, usize)> {
+pub fn min_step(
+    model: &mut dyn LanguageModel,
+    layer: usize,
+    direction: &Tensor,
+    request: &EditRequest,
+    search: &StepSearch,
+) -> Result<(Option<f64>, usize)> {
     if !(search.start > 0.0 && search.start.is_finite() && search.resolution > 1.0) {
         return Err(EditError::Setting(format!("step search needs start > 0 and resolution > 1, got {search:?}")));
     }
@@ -257,7 +277,14 @@ pub struct SweepOptions {
 
 impl Default for SweepOptions {
     fn default() -> SweepOptions {
-        SweepOptions { layers: Vec::new(), methods: vec![StepMethod::FpsRaw, StepMethod::Sgd, StepMethod::Adam], resolution: 1.1, max_doublings: 20, perplexity_corpus: None, perplexity_records: None }
+        SweepOptions {
+            layers: Vec::new(),
+            methods: vec![StepMethod::FpsRaw, StepMethod::Sgd, StepMethod::Adam],
+            resolution: 1.1,
+            max_doublings: 20,
+            perplexity_corpus: None,
+            perplexity_records: None,
+        }
     }
 }
 
@@ -318,7 +345,8 @@ impl SweepReport {
     /// A Markdown table: one row per layer, for each method the median minimum step, the std of
     /// its log10 over records, the step for 95% efficacy and the perplexity.
     pub fn markdown(&self) -> String {
-        let methods: Vec<StepMethod> = StepMethod::ALL.into_iter().filter(|m| self.cells.iter().any(|c| c.method == *m)).collect();
+        let methods: Vec<StepMethod> =
+            StepMethod::ALL.into_iter().filter(|m| self.cells.iter().any(|c| c.method == *m)).collect();
         let mut layers: Vec<usize> = self.cells.iter().map(|c| c.layer).collect();
         layers.dedup();
         let mut s = String::from("| layer |");
@@ -338,7 +366,11 @@ impl SweepReport {
                     Some(c) => s.push_str(&format!(
                         " {}{} | {} | {} | {} |",
                         num(c.median_step),
-                        if c.successes < c.records { format!(" ({}/{})", c.successes, c.records) } else { String::new() },
+                        if c.successes < c.records {
+                            format!(" ({}/{})", c.successes, c.records)
+                        } else {
+                            String::new()
+                        },
                         c.log10_step.map_or_else(|| "–".into(), |m| format!("{:.2}", m.std)),
                         num(c.step_for_95),
                         c.perplexity.map_or_else(|| "–".into(), |p| format!("{:.2} ± {:.2}", p.mean, p.std)),
@@ -382,7 +414,8 @@ pub fn step_for_fraction(min_steps: &[Option<f64>], fraction: f64) -> Option<f64
 
 /// Summarises the points of one (layer, method).
 pub fn summarize_cell(layer: usize, method: StepMethod, points: &[SweepPoint]) -> SweepCell {
-    let mine: Vec<&SweepPoint> = points.iter().filter(|p| p.layer == layer && p.method == method && !p.already).collect();
+    let mine: Vec<&SweepPoint> =
+        points.iter().filter(|p| p.layer == layer && p.method == method && !p.already).collect();
     let steps: Vec<f64> = mine.iter().filter_map(|p| p.min_step).collect();
     let logs: Vec<f64> = steps.iter().map(|s| s.log10()).collect();
     let ppl: Vec<f64> = mine.iter().filter(|p| p.min_step.is_some()).filter_map(|p| p.perplexity).collect();
@@ -403,7 +436,12 @@ pub fn summarize_cell(layer: usize, method: StepMethod, points: &[SweepPoint]) -
 /// successful step ([`min_step`]) and the perplexity after that edit. `progress(done, total)`
 /// is called after each (layer, method, record). The model's weights are restored after every
 /// probe.
-pub fn sweep(model: &mut dyn LanguageModel, records: &[Record], options: &SweepOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<SweepReport> {
+pub fn sweep(
+    model: &mut dyn LanguageModel,
+    records: &[Record],
+    options: &SweepOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SweepReport> {
     let start = std::time::Instant::now();
     for &l in &options.layers {
         check_layer(&*model, l)?;
@@ -411,7 +449,8 @@ pub fn sweep(model: &mut dyn LanguageModel, records: &[Record], options: &SweepO
     if options.layers.is_empty() || options.methods.is_empty() || records.is_empty() {
         return Err(EditError::Setting("the sweep needs at least one layer, method and record".into()));
     }
-    let requests = records.iter().map(|r| EditRequest::from_record(model.tokenizer(), r)).collect::<Result<Vec<_>>>()?;
+    let requests =
+        records.iter().map(|r| EditRequest::from_record(model.tokenizer(), r)).collect::<Result<Vec<_>>>()?;
     let base_perplexity = options.perplexity_corpus.as_deref().map(|c| perplexity(&*model, c)).transpose()?;
     let total = options.layers.len() * options.methods.len() * records.len();
     let mut points = Vec::with_capacity(total);
@@ -420,11 +459,23 @@ pub fn sweep(model: &mut dyn LanguageModel, records: &[Record], options: &SweepO
         let mut start_step = method.default_start();
         for &layer in &options.layers {
             for (i, (record, request)) in records.iter().zip(&requests).enumerate() {
-                let mut point = SweepPoint { case_id: record.case_id, layer, method, already: false, min_step: None, perplexity: None, probes: 0 };
+                let mut point = SweepPoint {
+                    case_id: record.case_id,
+                    layer,
+                    method,
+                    already: false,
+                    min_step: None,
+                    perplexity: None,
+                    probes: 0,
+                };
                 if predicts(&*model, &request.prompt, &request.target)? {
                     point.already = true;
                 } else if let Some(dir) = method.direction(&*model, request, layer)? {
-                    let search = StepSearch { start: start_step, resolution: options.resolution, max_doublings: options.max_doublings };
+                    let search = StepSearch {
+                        start: start_step,
+                        resolution: options.resolution,
+                        max_doublings: options.max_doublings,
+                    };
                     let (found, probes) = min_step(model, layer, &dir, request, &search)?;
                     point.min_step = found;
                     point.probes = probes;
@@ -452,5 +503,12 @@ pub fn sweep(model: &mut dyn LanguageModel, records: &[Record], options: &SweepO
             cells.push(summarize_cell(layer, method, &points));
         }
     }
-    Ok(SweepReport { model: model.name().to_string(), records: records.len(), base_perplexity, cells, points, seconds: start.elapsed().as_secs_f64() })
+    Ok(SweepReport {
+        model: model.name().to_string(),
+        records: records.len(),
+        base_perplexity,
+        cells,
+        points,
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }

@@ -3,16 +3,35 @@
 //! the key computed independently here, the shift at the edited prompt equals the plain key's,
 //! λ = 1 reduces to the paper's edit, and a key from another layer is refused.
 
-use backlens_edit::keys::{ff2_input_moment, Key, LayerWhitener, TemplateContrast, INVENTED_SUBJECTS};
 use backlens_algebra::SecondMoment;
+use backlens_edit::keys::{ff2_input_moment, Key, LayerWhitener, TemplateContrast, INVENTED_SUBJECTS};
 use backlens_edit::{EditMethod, EditRequest, Eta, ForwardPassShift};
 use backlens_model::testing::{random_gpt2, random_llama, TinyGpt2, TinyLlama};
 use backlens_model::{Gpt2Activation, Kind, LanguageModel, Module, RopeLayout, Site, TraceOptions};
 use candle_core::{DType, IndexOp, Tensor};
 use std::sync::Arc;
 
-const LLAMA: TinyLlama = TinyLlama { n_layers: 2, d_model: 8, n_heads: 2, n_kv_heads: 1, d_ff: 12, vocab: 13, context: 16, rope: RopeLayout::HalfSplit, tied: true };
-const GPT2: TinyGpt2 = TinyGpt2 { n_layers: 2, d_model: 8, n_heads: 2, d_ff: 12, vocab: 11, context: 16, activation: Gpt2Activation::GeluTanh, tied: false };
+const LLAMA: TinyLlama = TinyLlama {
+    n_layers: 2,
+    d_model: 8,
+    n_heads: 2,
+    n_kv_heads: 1,
+    d_ff: 12,
+    vocab: 13,
+    context: 16,
+    rope: RopeLayout::HalfSplit,
+    tied: true,
+};
+const GPT2: TinyGpt2 = TinyGpt2 {
+    n_layers: 2,
+    d_model: 8,
+    n_heads: 2,
+    d_ff: 12,
+    vocab: 11,
+    context: 16,
+    activation: Gpt2Activation::GeluTanh,
+    tied: false,
+};
 
 fn models() -> Vec<Box<dyn LanguageModel>> {
     vec![Box::new(random_llama(LLAMA, 21)), Box::new(random_gpt2(GPT2, 22))]
@@ -65,14 +84,23 @@ fn ff2_input_moment_is_the_mean_outer_product_of_every_position() {
             let m = ff2_input_moment(model.as_ref(), layer, &corpus()).unwrap();
             // Each sequence of length L gives its first L - 1 positions (the last is the target);
             // the one-token sequence is skipped.
-            let rows: Vec<Vec<f64>> = corpus().iter().filter(|s| s.len() >= 2).flat_map(|s| ff2_inputs(model.as_ref(), &s[..s.len() - 1], layer)).collect();
+            let rows: Vec<Vec<f64>> = corpus()
+                .iter()
+                .filter(|s| s.len() >= 2)
+                .flat_map(|s| ff2_inputs(model.as_ref(), &s[..s.len() - 1], layer))
+                .collect();
             assert_eq!(m.count(), rows.len());
             let c = m.matrix().unwrap().to_vec2::<f64>().unwrap();
             let d = rows[0].len();
             for i in 0..d {
                 for j in 0..d {
                     let want = rows.iter().map(|r| r[i] * r[j]).sum::<f64>() / rows.len() as f64;
-                    assert!((c[i][j] - want).abs() <= 1e-6 * (1.0 + want.abs()), "{} layer {layer} C[{i}][{j}] {} want {want}", model.name(), c[i][j]);
+                    assert!(
+                        (c[i][j] - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                        "{} layer {layer} C[{i}][{j}] {} want {want}",
+                        model.name(),
+                        c[i][j]
+                    );
                 }
             }
         }
@@ -91,7 +119,11 @@ fn whitened_forward_pass_shift_adds_c_e_k_with_k_the_shrunk_whitened_input() {
             let c = whitener_input_moment(model.as_ref(), layer);
             let d = c.len();
             let mean_var = (0..d).map(|i| c[i][i]).sum::<f64>() / d as f64;
-            let shrunk: Vec<Vec<f64>> = (0..d).map(|i| (0..d).map(|j| (1.0 - lambda) * c[i][j] + if i == j { lambda * mean_var } else { 0.0 }).collect()).collect();
+            let shrunk: Vec<Vec<f64>> = (0..d)
+                .map(|i| {
+                    (0..d).map(|j| (1.0 - lambda) * c[i][j] + if i == j { lambda * mean_var } else { 0.0 }).collect()
+                })
+                .collect();
             let x = ff2_inputs(model.as_ref(), &prompt, layer).pop().unwrap();
             let z = solve(shrunk, x.clone());
             let (xx, xz) = (x.iter().map(|v| v * v).sum::<f64>(), x.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>());
@@ -114,7 +146,13 @@ fn whitened_forward_pass_shift_adds_c_e_k_with_k_the_shrunk_whitened_input() {
             // At x_n the output moves by c |x_n|² e, as with the plain key.
             let change: Vec<f64> = (0..e.len()).map(|i| (0..d).map(|j| (got[i][j] - w[i][j]) * x[j]).sum()).collect();
             for i in 0..e.len() {
-                assert!((change[i] - coef * xx * e[i]).abs() < 1e-4, "{} layer {layer}: ΔW x_n [{i}] = {} want {}", model.name(), change[i], coef * xx * e[i]);
+                assert!(
+                    (change[i] - coef * xx * e[i]).abs() < 1e-4,
+                    "{} layer {layer}: ΔW x_n [{i}] = {} want {}",
+                    model.name(),
+                    change[i],
+                    coef * xx * e[i]
+                );
             }
         }
     }
@@ -132,8 +170,16 @@ fn without_shrinkage_towards_c_the_whitened_key_is_the_papers_edit() {
         let plain = ForwardPassShift::new(layer, Eta::Raw(0.5));
         let identity = LayerWhitener::estimate(model.as_ref(), layer, &corpus(), 1.0).unwrap();
         let whitened = plain.clone().with_key(Key::Whitened(Arc::new(identity)));
-        let (a, b) = (plain.compute(model.as_ref(), &[req.clone()]).unwrap(), whitened.compute(model.as_ref(), &[req]).unwrap());
-        let diff = (&a.updates[0].weight - &b.updates[0].weight).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let (a, b) =
+            (plain.compute(model.as_ref(), &[req.clone()]).unwrap(), whitened.compute(model.as_ref(), &[req]).unwrap());
+        let diff = (&a.updates[0].weight - &b.updates[0].weight)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(diff < 1e-5, "{}: λ = 1 differs from the paper's edit by {diff:e}", model.name());
         assert!(whitened.name().contains("whitened key, shrinkage 1"), "{}", whitened.name());
     }
@@ -170,19 +216,39 @@ fn template_contrast_whitens_with_the_last_token_of_the_template_filled_with_oth
             }
             let want = want.whitener(0.3).unwrap();
             let got = contrast().whitener(model.as_ref(), layer, template).unwrap();
-            let diff = (got.inverse() - want.inverse()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+            let diff =
+                (got.inverse() - want.inverse()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
             let scale = want.inverse().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
             assert!(diff <= 1e-6 * scale, "{} layer {layer}: C_λ⁻¹ differs by {diff:e} (max {scale:e})", model.name());
             // The edit uses exactly that key.
-            let req = EditRequest::new(model.tokenizer().encode("t11 t4 t6").unwrap(), vec![3]).unwrap().with_template(template);
-            let x = Tensor::new(ff2_inputs(model.as_ref(), &req.prompt, layer).pop().unwrap(), &candle_core::Device::Cpu).unwrap().to_dtype(DType::F32).unwrap();
+            let req = EditRequest::new(model.tokenizer().encode("t11 t4 t6").unwrap(), vec![3])
+                .unwrap()
+                .with_template(template);
+            let x =
+                Tensor::new(ff2_inputs(model.as_ref(), &req.prompt, layer).pop().unwrap(), &candle_core::Device::Cpu)
+                    .unwrap()
+                    .to_dtype(DType::F32)
+                    .unwrap();
             let k = want.key(&x).unwrap();
             let fps = ForwardPassShift::new(layer, Eta::Raw(0.7));
-            let with_key = fps.clone().with_key(Key::Whitened(Arc::new(LayerWhitener { layer, tokens: 6, whitener: want })));
+            let with_key =
+                fps.clone().with_key(Key::Whitened(Arc::new(LayerWhitener { layer, tokens: 6, whitener: want })));
             let plain_whitened = with_key.compute(model.as_ref(), &[req.clone()]).unwrap();
-            let contrasted = fps.with_key(Key::TemplateContrast(Arc::new(contrast()))).compute(model.as_ref(), &[req]).unwrap();
-            let diff = (&plain_whitened.updates[0].weight - &contrasted.updates[0].weight).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(diff < 1e-5, "{} layer {layer}: template-contrast edit differs from W + c e kᵀ by {diff:e}", model.name());
+            let contrasted =
+                fps.with_key(Key::TemplateContrast(Arc::new(contrast()))).compute(model.as_ref(), &[req]).unwrap();
+            let diff = (&plain_whitened.updates[0].weight - &contrasted.updates[0].weight)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                diff < 1e-5,
+                "{} layer {layer}: template-contrast edit differs from W + c e kᵀ by {diff:e}",
+                model.name()
+            );
             assert!(k.dims() == [12]);
         }
     }
@@ -194,7 +260,10 @@ fn template_contrast_needs_a_template_with_one_placeholder() {
     let fps = ForwardPassShift::new(1, Eta::Raw(0.5)).with_key(Key::TemplateContrast(Arc::new(contrast())));
     let err = fps.compute(&model, &[EditRequest::new(vec![2, 6, 1], vec![4]).unwrap()]).unwrap_err().to_string();
     assert!(err.contains("needs the prompt's template") && err.contains("with_template"), "{err}");
-    let err = fps.compute(&model, &[EditRequest::new(vec![2, 6, 1], vec![4]).unwrap().with_template("t2 t6 t1")]).unwrap_err().to_string();
+    let err = fps
+        .compute(&model, &[EditRequest::new(vec![2, 6, 1], vec![4]).unwrap().with_template("t2 t6 t1")])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("exactly one `{}`"), "{err}");
     assert!(fps.name().contains("template-contrast key, shrinkage 0.3, 6 subjects"), "{}", fps.name());
     assert_eq!(TemplateContrast::new(0.1).subjects().len(), INVENTED_SUBJECTS.len());
@@ -212,14 +281,17 @@ fn template_contrast_cache_follows_the_weights() {
     let w0 = model.weight(0, Module::MlpDown).unwrap().clone();
     model.set_weight(0, Module::MlpDown, (&w0 * 2.0).unwrap()).unwrap();
     let edited = contrast.whitener(&model, 1, "{} t4 t6").unwrap();
-    let fresh = TemplateContrast::with_subjects(contrast.subjects().to_vec(), 0.3).whitener(&model, 1, "{} t4 t6").unwrap();
+    let fresh =
+        TemplateContrast::with_subjects(contrast.subjects().to_vec(), 0.3).whitener(&model, 1, "{} t4 t6").unwrap();
     assert_ne!(edited.inverse().id(), first.inverse().id());
-    let diff = (edited.inverse() - fresh.inverse()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+    let diff =
+        (edited.inverse() - fresh.inverse()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
     assert!(diff == 0.0, "recomputed statistics differ from a fresh computation by {diff:e}");
     // With the original tensor back, the statistics equal the first ones again (recomputed: the
     // cache keeps one entry per layer and template).
     model.set_weight(0, Module::MlpDown, w0).unwrap();
     let restored = contrast.whitener(&model, 1, "{} t4 t6").unwrap();
-    let diff = (restored.inverse() - first.inverse()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+    let diff =
+        (restored.inverse() - first.inverse()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
     assert!(diff == 0.0, "{diff:e}");
 }

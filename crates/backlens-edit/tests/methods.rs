@@ -3,13 +3,34 @@
 //! hand-written Adam in f64).
 
 use backlens_edit::methods::{adam_first_step, loss_gradient, sq_norm};
-use backlens_edit::{AdamConfig, AdamState, EditGuard, EditMethod, EditRequest, Eta, FineTune, ForwardPassShift, OneStepAdam, OneStepSgd};
+use backlens_edit::{
+    AdamConfig, AdamState, EditGuard, EditMethod, EditRequest, Eta, FineTune, ForwardPassShift, OneStepAdam, OneStepSgd,
+};
 use backlens_model::testing::{random_gpt2, random_llama, TinyGpt2, TinyLlama};
 use backlens_model::{Gpt2Activation, Kind, LanguageModel, Module, RopeLayout, Site, TraceOptions};
 use candle_core::{DType, IndexOp, Tensor};
 
-const LLAMA: TinyLlama = TinyLlama { n_layers: 3, d_model: 8, n_heads: 2, n_kv_heads: 1, d_ff: 20, vocab: 13, context: 12, rope: RopeLayout::HalfSplit, tied: true };
-const GPT2: TinyGpt2 = TinyGpt2 { n_layers: 2, d_model: 8, n_heads: 2, d_ff: 16, vocab: 11, context: 12, activation: Gpt2Activation::GeluTanh, tied: false };
+const LLAMA: TinyLlama = TinyLlama {
+    n_layers: 3,
+    d_model: 8,
+    n_heads: 2,
+    n_kv_heads: 1,
+    d_ff: 20,
+    vocab: 13,
+    context: 12,
+    rope: RopeLayout::HalfSplit,
+    tied: true,
+};
+const GPT2: TinyGpt2 = TinyGpt2 {
+    n_layers: 2,
+    d_model: 8,
+    n_heads: 2,
+    d_ff: 16,
+    vocab: 11,
+    context: 12,
+    activation: Gpt2Activation::GeluTanh,
+    tied: false,
+};
 
 fn models() -> Vec<Box<dyn LanguageModel>> {
     vec![
@@ -68,8 +89,18 @@ fn forward_pass_shift_adds_eta_times_target_embedding_times_input() {
                 let edit = ForwardPassShift::new(layer, eta).compute(model.as_ref(), &[req]).unwrap();
                 assert_eq!(edit.updates.len(), 1);
                 assert_eq!((edit.updates[0].layer, edit.updates[0].module), (layer, Module::MlpDown));
-                let want: Vec<Vec<f64>> = w.iter().enumerate().map(|(i, row)| row.iter().enumerate().map(|(j, v)| v + c * e[i] * x[j]).collect()).collect();
-                assert_close(&format!("{} layer {layer} eta {eta}", model.name()), &m64(&edit.updates[0].weight), &want, 1e-6, 1e-6);
+                let want: Vec<Vec<f64>> = w
+                    .iter()
+                    .enumerate()
+                    .map(|(i, row)| row.iter().enumerate().map(|(j, v)| v + c * e[i] * x[j]).collect())
+                    .collect();
+                assert_close(
+                    &format!("{} layer {layer} eta {eta}", model.name()),
+                    &m64(&edit.updates[0].weight),
+                    &want,
+                    1e-6,
+                    1e-6,
+                );
             }
         }
     }
@@ -95,7 +126,9 @@ fn scale_free_forward_pass_shift_raises_the_target_direction_by_exactly_eta() {
         let along: f64 = v64(&change).iter().zip(v64(&e)).map(|(a, b)| a * b).sum();
         assert!((along - 2.5).abs() < 1e-4, "{}: e·Δout = {along}, expected 2.5", model.name());
         // The change is parallel to e: the rest is rounding.
-        let rest = (change - (e * (along / sq_norm(&model.unembedding().i(target as usize).unwrap()).unwrap())).unwrap()).unwrap();
+        let rest = (change
+            - (e * (along / sq_norm(&model.unembedding().i(target as usize).unwrap()).unwrap())).unwrap())
+        .unwrap();
         assert!(sq_norm(&rest).unwrap().sqrt() < 1e-4, "{}: the change is not along e", model.name());
         // Earlier tokens' FF2 outputs are untouched (their inputs differ from x_n).
         // The target's logit rises (a shift along its own embedding, and tied or not, e·Dᵀ[t] > 0).
@@ -112,9 +145,19 @@ fn forward_pass_shift_skips_a_target_that_is_already_predicted() {
         let edit = fps.compute(model.as_ref(), &[EditRequest::new(prompt.clone(), vec![top]).unwrap()]).unwrap();
         assert!(edit.is_empty() && edit.skipped == vec![0], "{}", model.name());
         let no_skip = ForwardPassShift { skip_if_argmax: false, ..fps.clone() };
-        assert_eq!(no_skip.compute(model.as_ref(), &[EditRequest::new(prompt.clone(), vec![top]).unwrap()]).unwrap().updates.len(), 1);
+        assert_eq!(
+            no_skip
+                .compute(model.as_ref(), &[EditRequest::new(prompt.clone(), vec![top]).unwrap()])
+                .unwrap()
+                .updates
+                .len(),
+            1
+        );
         // A batch with one predicted and one new target edits for the second only.
-        let batch = [EditRequest::new(prompt.clone(), vec![top]).unwrap(), EditRequest::new(prompt.clone(), vec![other]).unwrap()];
+        let batch = [
+            EditRequest::new(prompt.clone(), vec![top]).unwrap(),
+            EditRequest::new(prompt.clone(), vec![other]).unwrap(),
+        ];
         let both = fps.compute(model.as_ref(), &batch).unwrap();
         let single = fps.compute(model.as_ref(), &batch[1..]).unwrap();
         assert_eq!(both.skipped, vec![0]);
@@ -181,8 +224,18 @@ fn teacher_forced_gradient_from_factors_equals_autograd() {
         for layer in 0..model.n_layers() {
             let (loss, g) = loss_gradient(model.as_ref(), std::slice::from_ref(&req), layer, Module::MlpDown).unwrap();
             let want = autograd_mean_grad(model.as_ref(), &req, layer);
-            assert_close(&format!("{} layer {layer} gradient", model.name()), &m64(&g.dense().unwrap()), &want, 1e-7, 1e-5);
-            let mean_nll: f64 = req.teacher_forced().map(|(ids, t)| model.trace(&ids, t, &TraceOptions::only([])).unwrap().loss as f64).sum::<f64>() / 3.0;
+            assert_close(
+                &format!("{} layer {layer} gradient", model.name()),
+                &m64(&g.dense().unwrap()),
+                &want,
+                1e-7,
+                1e-5,
+            );
+            let mean_nll: f64 = req
+                .teacher_forced()
+                .map(|(ids, t)| model.trace(&ids, t, &TraceOptions::only([])).unwrap().loss as f64)
+                .sum::<f64>()
+                / 3.0;
             assert!((loss as f64 - mean_nll).abs() < 1e-5, "loss {loss} vs {mean_nll}");
         }
     }
@@ -196,7 +249,8 @@ fn one_step_sgd_subtracts_lr_times_the_gradient() {
             let req = EditRequest::new(vec![4, 2, 6, 3], target).unwrap();
             let lr = 0.37;
             let edit = OneStepSgd { layer, lr }.compute(model.as_ref(), std::slice::from_ref(&req)).unwrap();
-            let want = add(&m64(&down(model.as_ref(), layer)), &autograd_mean_grad(model.as_ref(), &req, layer), |g| -lr * g);
+            let want =
+                add(&m64(&down(model.as_ref(), layer)), &autograd_mean_grad(model.as_ref(), &req, layer), |g| -lr * g);
             assert_close(&format!("{} sgd", model.name()), &m64(&edit.updates[0].weight), &want, 1e-6, 1e-6);
             assert_eq!(edit.steps, 1);
         }
@@ -277,13 +331,30 @@ fn fine_tuning_runs_adam_at_the_current_weights_each_step() {
             grads.push(autograd_mean_grad(work.as_ref(), &req, layer));
             let w = reference_adam(&w0, &grads, adam);
             let flat: Vec<f32> = w.iter().flatten().map(|&v| v as f32).collect();
-            work.set_weight(layer, Module::MlpDown, Tensor::from_vec(flat, (w.len(), w[0].len()), &candle_core::Device::Cpu).unwrap()).unwrap();
+            work.set_weight(
+                layer,
+                Module::MlpDown,
+                Tensor::from_vec(flat, (w.len(), w[0].len()), &candle_core::Device::Cpu).unwrap(),
+            )
+            .unwrap();
         }
-        assert_close(&format!("{} fine-tuning", model.name()), &m64(&edit.updates[0].weight), &m64(&down(work.as_ref(), layer)), 1e-2 * adam.lr, 1e-5);
+        assert_close(
+            &format!("{} fine-tuning", model.name()),
+            &m64(&edit.updates[0].weight),
+            &m64(&down(work.as_ref(), layer)),
+            1e-2 * adam.lr,
+            1e-5,
+        );
         // One step of fine-tuning is one-step Adam.
         let one = FineTune { steps: 1, ..ft.clone() }.compute(model.as_ref(), std::slice::from_ref(&req)).unwrap();
         let closed = OneStepAdam::new(layer, adam.lr).compute(model.as_ref(), std::slice::from_ref(&req)).unwrap();
-        assert_close("one FT step vs one-step Adam", &m64(&one.updates[0].weight), &m64(&closed.updates[0].weight), 1e-6, 1e-6);
+        assert_close(
+            "one FT step vs one-step Adam",
+            &m64(&one.updates[0].weight),
+            &m64(&closed.updates[0].weight),
+            1e-6,
+            1e-6,
+        );
     }
 }
 
@@ -291,7 +362,13 @@ fn fine_tuning_runs_adam_at_the_current_weights_each_step() {
 fn fine_tuning_lowers_the_loss_and_stops_early() {
     let model = random_llama(LLAMA, 11);
     let req = EditRequest::new(vec![2, 5, 8], vec![6]).unwrap();
-    let ft = FineTune { layer: 2, modules: vec![Module::MlpDown, Module::MlpUp, Module::MlpGate], adam: AdamConfig::with_lr(0.1), steps: 40, min_loss: Some(0.2) };
+    let ft = FineTune {
+        layer: 2,
+        modules: vec![Module::MlpDown, Module::MlpUp, Module::MlpGate],
+        adam: AdamConfig::with_lr(0.1),
+        steps: 40,
+        min_loss: Some(0.2),
+    };
     let edit = ft.compute(&model, std::slice::from_ref(&req)).unwrap();
     assert_eq!(edit.updates.len(), 3);
     let mut edited = model.clone();

@@ -1,7 +1,9 @@
 //! The metrics on hand-made cases with known answers.
 
 use backlens_edit::eval::{passages, perplexity, predicts};
-use backlens_edit::metrics::{argmax, ngram_distribution_entropy, ngram_entropy, sequence_nll, teacher_forced_correct, words, MeanStd};
+use backlens_edit::metrics::{
+    argmax, ngram_distribution_entropy, ngram_entropy, sequence_nll, teacher_forced_correct, words, MeanStd,
+};
 use backlens_edit::request::spaced;
 use candle_core::{Device, Tensor};
 
@@ -93,7 +95,10 @@ fn ngram_entropy_of_hand_counted_texts() {
     assert_eq!(ngram_entropy("the the the the"), 0.0);
     assert_eq!(ngram_entropy("word"), 0.0);
     // More varied text scores higher than a loop.
-    assert!(ngram_entropy("the cat sat on the mat and the dog ran off") > ngram_entropy("the cat the cat the cat the cat the cat"));
+    assert!(
+        ngram_entropy("the cat sat on the mat and the dog ran off")
+            > ngram_entropy("the cat the cat the cat the cat the cat")
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! paper's key destroys; one-step SGD and Adam at their documented learning rates edit the same
 //! slice. About a minute in release on 2 cores.
 
-use backlens_edit::{evaluate, EditGuard, EditMethod, EditRequest, EvalOptions, Eta, ForwardPassShift};
+use backlens_edit::{evaluate, EditGuard, EditMethod, EditRequest, Eta, EvalOptions, ForwardPassShift};
 use backlens_model::{default_model, LanguageModel, Llama, Module, TraceOptions};
 use candle_core::IndexOp;
 use std::sync::OnceLock;
@@ -33,7 +33,14 @@ fn logits_last_row_equals_the_trace_logits() {
     let all = m.logits(&ids).unwrap();
     assert_eq!(all.dims(), &[ids.len(), 49152]);
     let trace = m.trace(&ids, 7042, &TraceOptions::only([])).unwrap();
-    let diff = (all.i(ids.len() - 1).unwrap() - &trace.logits).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let diff = (all.i(ids.len() - 1).unwrap() - &trace.logits)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     let scale = trace.logits.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     eprintln!("last row of logits vs trace logits: max|diff| {diff:e} (max|logit| {scale})");
     assert!(diff <= 1e-5 * scale, "max |diff| {diff}");
@@ -47,13 +54,26 @@ fn forward_pass_shift_reaches_high_efficacy_on_a_slice() {
     let records = backlens_data::load(&backlens_data::default_dataset_path()).unwrap();
     let slice = backlens_data::sample(&records, SLICE, 0);
     let mut edited = model().clone();
-    let before: Vec<u32> = edited.weight(LAYER, Module::MlpDown).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect();
+    let before: Vec<u32> = edited
+        .weight(LAYER, Module::MlpDown)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
     let fps = ForwardPassShift::new(LAYER, ETA);
     let start = std::time::Instant::now();
     // Unedited: no rewrite prompt predicts its new target yet.
     for r in &slice {
         let req = EditRequest::from_record(edited.tokenizer(), r).unwrap();
-        assert!(!backlens_edit::eval::predicts(&edited, &req.prompt, &req.target).unwrap(), "case {} already predicts", r.case_id);
+        assert!(
+            !backlens_edit::eval::predicts(&edited, &req.prompt, &req.target).unwrap(),
+            "case {} already predicts",
+            r.case_id
+        );
     }
     let report = evaluate(&mut edited, Some(&fps), &slice, &EvalOptions::default(), &mut |_, _| {}).unwrap();
     eprint!("{}", backlens_edit::eval::markdown_table(std::slice::from_ref(&report.summary)));
@@ -61,7 +81,16 @@ fn forward_pass_shift_reaches_high_efficacy_on_a_slice() {
     assert!(report.summary.efficacy.mean >= 90.0, "efficacy {} at layer {LAYER}, eta {ETA}", report.summary.efficacy);
     // The paraphrases follow the edit too (unedited: 2.5% on a 20-record sample).
     assert!(report.summary.paraphrase.mean >= 25.0, "paraphrase {}", report.summary.paraphrase);
-    let after: Vec<u32> = edited.weight(LAYER, Module::MlpDown).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect();
+    let after: Vec<u32> = edited
+        .weight(LAYER, Module::MlpDown)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
     assert!(before == after, "the model was not restored bit for bit");
 }
 
@@ -83,8 +112,18 @@ fn template_contrast_key_keeps_the_neighborhood_accuracy() {
     eprint!("{}", backlens_edit::eval::markdown_table(&rows));
     let (unedited, plain, contrast) = (&rows[0], &rows[1], &rows[2]);
     assert!(contrast.efficacy.mean >= 90.0, "efficacy {}", contrast.efficacy);
-    assert!(contrast.neighborhood.mean >= 0.8 * unedited.neighborhood.mean, "neighborhood {} vs unedited {}", contrast.neighborhood, unedited.neighborhood);
-    assert!(plain.neighborhood.mean < 0.8 * unedited.neighborhood.mean, "the paper's key kept {} of {}: the slice shows no specificity problem", plain.neighborhood, unedited.neighborhood);
+    assert!(
+        contrast.neighborhood.mean >= 0.8 * unedited.neighborhood.mean,
+        "neighborhood {} vs unedited {}",
+        contrast.neighborhood,
+        unedited.neighborhood
+    );
+    assert!(
+        plain.neighborhood.mean < 0.8 * unedited.neighborhood.mean,
+        "the paper's key kept {} of {}: the slice shows no specificity problem",
+        plain.neighborhood,
+        unedited.neighborhood
+    );
 }
 
 #[test]
@@ -110,7 +149,8 @@ fn one_step_sgd_and_adam_at_the_documented_lrs_edit_the_slice() {
     let records = backlens_data::load(&backlens_data::default_dataset_path()).unwrap();
     let slice = backlens_data::sample(&records, SLICE, 0);
     let mut m = model().clone();
-    let requests: Vec<EditRequest> = slice.iter().map(|r| EditRequest::from_record(m.tokenizer(), r).unwrap()).collect();
+    let requests: Vec<EditRequest> =
+        slice.iter().map(|r| EditRequest::from_record(m.tokenizer(), r).unwrap()).collect();
     let sgd = efficacy(&mut m, &OneStepSgd { layer: LAYER, lr: SGD_LR }, &requests).unwrap();
     let adam = efficacy(&mut m, &OneStepAdam::new(LAYER, ADAM_LR), &requests).unwrap();
     eprintln!("efficacy on {SLICE} records at layer {LAYER}: SGD lr {SGD_LR}: {sgd}%, Adam lr {ADAM_LR}: {adam}%");
@@ -121,7 +161,9 @@ fn one_step_sgd_and_adam_at_the_documented_lrs_edit_the_slice() {
     assert!(weak <= 50.0, "SGD at lr {}: {weak}%", SGD_LR / 10.0);
     // The sweep's minimum step for the first record is below the documented lr, and succeeds.
     let dir = StepMethod::Sgd.direction(&m, &requests[0], LAYER).unwrap().unwrap();
-    let (s, _) = min_step(&mut m, LAYER, &dir, &requests[0], &StepSearch { start: 1.0, resolution: 1.1, max_doublings: 20 }).unwrap();
+    let (s, _) =
+        min_step(&mut m, LAYER, &dir, &requests[0], &StepSearch { start: 1.0, resolution: 1.1, max_doublings: 20 })
+            .unwrap();
     let s = s.expect("a successful SGD step exists at layer 23");
     assert!(s <= SGD_LR, "minimum lr {s}");
     assert_eq!(efficacy(&mut m, &OneStepSgd { layer: LAYER, lr: s }, &requests[..1]).unwrap(), 100.0);

@@ -2,12 +2,25 @@
 //! `restore`, when an application fails half-way, and after a whole evaluation.
 
 use backlens_data::Record;
-use backlens_edit::{evaluate, Edit, EditGuard, EditMethod, EditRequest, EvalOptions, Eta, FineTune, ForwardPassShift, OneStepAdam, OneStepSgd, WeightUpdate};
+use backlens_edit::{
+    evaluate, Edit, EditGuard, EditMethod, EditRequest, Eta, EvalOptions, FineTune, ForwardPassShift, OneStepAdam,
+    OneStepSgd, WeightUpdate,
+};
 use backlens_model::testing::{random_gpt2, random_llama, TinyGpt2, TinyLlama};
 use backlens_model::{Gpt2Activation, LanguageModel, Module, RopeLayout};
 use candle_core::Tensor;
 
-const LLAMA: TinyLlama = TinyLlama { n_layers: 2, d_model: 8, n_heads: 2, n_kv_heads: 2, d_ff: 12, vocab: 17, context: 16, rope: RopeLayout::Interleaved, tied: false };
+const LLAMA: TinyLlama = TinyLlama {
+    n_layers: 2,
+    d_model: 8,
+    n_heads: 2,
+    n_kv_heads: 2,
+    d_ff: 12,
+    vocab: 17,
+    context: 16,
+    rope: RopeLayout::Interleaved,
+    tied: false,
+};
 
 /// Every linear weight of the model as raw bits.
 fn snapshot(model: &dyn LanguageModel) -> Vec<Vec<u32>> {
@@ -44,7 +57,12 @@ fn guard_applies_then_restores_bit_identically() {
         {
             let guard = EditGuard::apply(&mut model, &edit).unwrap();
             for u in &edit.updates {
-                assert_eq!(bits(guard.weight(u.layer, u.module).unwrap()), bits(&u.weight), "{}: edit not applied", m.name());
+                assert_eq!(
+                    bits(guard.weight(u.layer, u.module).unwrap()),
+                    bits(&u.weight),
+                    "{}: edit not applied",
+                    m.name()
+                );
             }
             assert_ne!(snapshot(guard.model()), before);
         } // dropped
@@ -59,13 +77,24 @@ fn guard_applies_then_restores_bit_identically() {
 fn a_failed_application_undoes_what_it_replaced() {
     let mut model = random_llama(LLAMA, 6);
     let before = snapshot(&model);
-    let good = WeightUpdate { layer: 0, module: Module::MlpDown, weight: Tensor::zeros((8, 12), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap() };
-    let bad = WeightUpdate { layer: 1, module: Module::MlpDown, weight: Tensor::zeros((12, 8), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap() };
+    let good = WeightUpdate {
+        layer: 0,
+        module: Module::MlpDown,
+        weight: Tensor::zeros((8, 12), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap(),
+    };
+    let bad = WeightUpdate {
+        layer: 1,
+        module: Module::MlpDown,
+        weight: Tensor::zeros((12, 8), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap(),
+    };
     let edit = Edit { updates: vec![good.clone(), bad], ..Edit::default() };
     assert!(EditGuard::apply(&mut model, &edit).is_err());
     assert_eq!(snapshot(&model), before);
     // The same weight replaced twice comes back as the original.
-    let twice = Edit { updates: vec![good.clone(), WeightUpdate { weight: (good.weight.clone() + 1.0).unwrap(), ..good }], ..Edit::default() };
+    let twice = Edit {
+        updates: vec![good.clone(), WeightUpdate { weight: (good.weight.clone() + 1.0).unwrap(), ..good }],
+        ..Edit::default()
+    };
     drop(EditGuard::apply(&mut model, &twice).unwrap());
     assert_eq!(snapshot(&model), before);
 }
@@ -88,7 +117,19 @@ fn record(case_id: u64, subject: &str, new: &str, true_: &str) -> Record {
 fn evaluation_leaves_the_model_unchanged() {
     let records = vec![record(0, "t9", "t10", "t11"), record(1, "t12", "t13", "t14 t15")];
     let mut llama = random_llama(LLAMA, 7);
-    let mut gpt2 = random_gpt2(TinyGpt2 { n_layers: 2, d_model: 8, n_heads: 2, d_ff: 12, vocab: 17, context: 16, activation: Gpt2Activation::GeluErf, tied: true }, 8);
+    let mut gpt2 = random_gpt2(
+        TinyGpt2 {
+            n_layers: 2,
+            d_model: 8,
+            n_heads: 2,
+            d_ff: 12,
+            vocab: 17,
+            context: 16,
+            activation: Gpt2Activation::GeluErf,
+            tied: true,
+        },
+        8,
+    );
     let corpus = vec![vec![1, 2, 3, 4, 5, 6], vec![7, 8, 9]];
     let options = EvalOptions { generation_tokens: 3, fluency_records: Some(1), perplexity_corpus: Some(corpus) };
     for model in [&mut llama as &mut dyn LanguageModel, &mut gpt2] {

@@ -6,7 +6,17 @@ use backlens_edit::{EditMethod, EditRequest, OneStepSgd};
 use backlens_model::testing::{random_llama, TinyLlama};
 use backlens_model::{LanguageModel, RopeLayout};
 
-const SPEC: TinyLlama = TinyLlama { n_layers: 2, d_model: 8, n_heads: 2, n_kv_heads: 1, d_ff: 12, vocab: 19, context: 12, rope: RopeLayout::HalfSplit, tied: true };
+const SPEC: TinyLlama = TinyLlama {
+    n_layers: 2,
+    d_model: 8,
+    n_heads: 2,
+    n_kv_heads: 1,
+    d_ff: 12,
+    vocab: 19,
+    context: 12,
+    rope: RopeLayout::HalfSplit,
+    tied: true,
+};
 
 /// Requests for new targets that a very large shift at the last layer does reach (with random
 /// embeddings some tokens can never win: another row may align better with theirs).
@@ -15,7 +25,8 @@ fn requests(model: &mut dyn LanguageModel) -> Vec<EditRequest> {
         .into_iter()
         .map(|p| {
             let logits = model.logits(&p).unwrap();
-            let top = backlens_edit::metrics::argmax(&logits.get(p.len() - 1).unwrap().to_vec1::<f32>().unwrap()) as u32;
+            let top =
+                backlens_edit::metrics::argmax(&logits.get(p.len() - 1).unwrap().to_vec1::<f32>().unwrap()) as u32;
             (1..19)
                 .map(|k| EditRequest::new(p.clone(), vec![(top + k) % 19]).unwrap())
                 .find(|r| {

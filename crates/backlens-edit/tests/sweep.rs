@@ -5,14 +5,36 @@
 
 use backlens_data::Record;
 use backlens_edit::eval::predicts;
-use backlens_edit::sweep::{median, min_step, step_edit, step_for_fraction, summarize_cell, sweep, target_margin, StepMethod, StepSearch, SweepOptions, SweepPoint};
+use backlens_edit::sweep::{
+    median, min_step, step_edit, step_for_fraction, summarize_cell, sweep, target_margin, StepMethod, StepSearch,
+    SweepOptions, SweepPoint,
+};
 use backlens_edit::{EditGuard, EditRequest};
 use backlens_model::testing::{random_gpt2, random_llama, TinyGpt2, TinyLlama};
 use backlens_model::{Gpt2Activation, LanguageModel, Module, RopeLayout};
 use candle_core::DType;
 
-const LLAMA: TinyLlama = TinyLlama { n_layers: 2, d_model: 8, n_heads: 2, n_kv_heads: 1, d_ff: 12, vocab: 19, context: 16, rope: RopeLayout::HalfSplit, tied: true };
-const GPT2: TinyGpt2 = TinyGpt2 { n_layers: 2, d_model: 8, n_heads: 2, d_ff: 16, vocab: 19, context: 16, activation: Gpt2Activation::GeluTanh, tied: false };
+const LLAMA: TinyLlama = TinyLlama {
+    n_layers: 2,
+    d_model: 8,
+    n_heads: 2,
+    n_kv_heads: 1,
+    d_ff: 12,
+    vocab: 19,
+    context: 16,
+    rope: RopeLayout::HalfSplit,
+    tied: true,
+};
+const GPT2: TinyGpt2 = TinyGpt2 {
+    n_layers: 2,
+    d_model: 8,
+    n_heads: 2,
+    d_ff: 16,
+    vocab: 19,
+    context: 16,
+    activation: Gpt2Activation::GeluTanh,
+    tied: false,
+};
 
 fn m64(t: &candle_core::Tensor) -> Vec<f64> {
     t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap()
@@ -53,7 +75,11 @@ fn each_methods_edit_is_its_step_times_the_direction() {
                     let scale = want.iter().zip(&w).fold(0f64, |a, (v, w0)| a.max((v - w0).abs()));
                     let diff = got.iter().zip(&want).fold(0f64, |a, (g, v)| a.max((g - v).abs()));
                     assert!(scale > 0.0, "{method}: the edit changes nothing");
-                    assert!(diff <= 1e-5 * scale + 1e-6, "{} {method} layer {layer} step {step}: max |diff| {diff:e}, max |ΔW| {scale:e}", model.name());
+                    assert!(
+                        diff <= 1e-5 * scale + 1e-6,
+                        "{} {method} layer {layer} step {step}: max |diff| {diff:e}, max |ΔW| {scale:e}",
+                        model.name()
+                    );
                 }
             }
         }
@@ -64,7 +90,8 @@ fn each_methods_edit_is_its_step_times_the_direction() {
 fn forward_pass_shift_has_no_direction_when_the_target_is_already_predicted() {
     let model = random_llama(LLAMA, 5);
     let prompt = vec![2, 7, 1];
-    let top = backlens_edit::metrics::argmax(&model.logits(&prompt).unwrap().get(2).unwrap().to_vec1::<f32>().unwrap()) as u32;
+    let top = backlens_edit::metrics::argmax(&model.logits(&prompt).unwrap().get(2).unwrap().to_vec1::<f32>().unwrap())
+        as u32;
     let req = EditRequest::new(prompt, vec![top]).unwrap();
     assert!(StepMethod::FpsRaw.direction(&model, &req, 1).unwrap().is_none());
     assert!(StepMethod::Sgd.direction(&model, &req, 1).unwrap().is_some());
@@ -120,7 +147,8 @@ fn min_step_gives_up_when_no_step_succeeds() {
     let req = EditRequest::new(vec![1, 2, 3], vec![4]).unwrap();
     // A zero direction never changes the prediction: the doubling runs to its limit.
     let dir = model.weight(1, Module::MlpDown).unwrap().zeros_like().unwrap();
-    let (s, probes) = min_step(&mut model, 1, &dir, &req, &StepSearch { start: 1.0, resolution: 1.1, max_doublings: 6 }).unwrap();
+    let (s, probes) =
+        min_step(&mut model, 1, &dir, &req, &StepSearch { start: 1.0, resolution: 1.1, max_doublings: 6 }).unwrap();
     if !predicts(&model, &req.prompt, &req.target).unwrap() {
         assert_eq!(s, None);
         assert_eq!(probes, 7, "the start and 6 doublings");
@@ -143,8 +171,21 @@ fn summary_statistics_on_known_values() {
     assert_eq!(step_for_fraction(&steps, 0.95), None);
     assert_eq!(step_for_fraction(&[Some(3.0), Some(1.0)], 0.5), Some(1.0));
 
-    let p = |case_id, min_step: Option<f64>, already, perplexity| SweepPoint { case_id, layer: 2, method: StepMethod::Sgd, already, min_step, perplexity, probes: 1 };
-    let points = vec![p(0, Some(10.0), false, Some(5.0)), p(1, Some(1000.0), false, Some(7.0)), p(2, None, false, None), p(3, Some(0.0), true, None)];
+    let p = |case_id, min_step: Option<f64>, already, perplexity| SweepPoint {
+        case_id,
+        layer: 2,
+        method: StepMethod::Sgd,
+        already,
+        min_step,
+        perplexity,
+        probes: 1,
+    };
+    let points = vec![
+        p(0, Some(10.0), false, Some(5.0)),
+        p(1, Some(1000.0), false, Some(7.0)),
+        p(2, None, false, None),
+        p(3, Some(0.0), true, None),
+    ];
     let cell = summarize_cell(2, StepMethod::Sgd, &points);
     assert_eq!((cell.records, cell.successes), (3, 2));
     assert_eq!(cell.median_step, Some(505.0));
@@ -174,7 +215,19 @@ fn record(case_id: u64, subject: &str, new: &str) -> Record {
 fn a_sweep_covers_every_cell_and_leaves_the_model_unchanged() {
     let mut model = random_gpt2(GPT2, 9);
     let snapshot = |m: &dyn LanguageModel| -> Vec<Vec<u32>> {
-        (0..m.n_layers()).map(|l| m.weight(l, Module::MlpDown).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()).collect()
+        (0..m.n_layers())
+            .map(|l| {
+                m.weight(l, Module::MlpDown)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect()
+            })
+            .collect()
     };
     let before = snapshot(&model);
     let records = vec![record(0, "t4", "t5"), record(1, "t6", "t7"), record(2, "t8", "t9")];
@@ -196,7 +249,8 @@ fn a_sweep_covers_every_cell_and_leaves_the_model_unchanged() {
     assert_eq!(report.cells.len(), 6);
     assert!(report.base_perplexity.unwrap() > 1.0);
     for c in &report.cells {
-        let mine: Vec<&SweepPoint> = report.points.iter().filter(|p| p.layer == c.layer && p.method == c.method).collect();
+        let mine: Vec<&SweepPoint> =
+            report.points.iter().filter(|p| p.layer == c.layer && p.method == c.method).collect();
         assert_eq!(mine.len(), 3);
         // Perplexity only for the first two records, and only after a successful search.
         assert!(mine[2].perplexity.is_none());

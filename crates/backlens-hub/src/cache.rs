@@ -19,17 +19,12 @@ pub(crate) struct RepoCache {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> HubError + '_ {
-    move |source| HubError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| HubError::Io { path: path.to_path_buf(), source }
 }
 
 impl RepoCache {
     pub(crate) fn new(cache_dir: &Path, spec: &HubSpec) -> Self {
-        RepoCache {
-            root: cache_dir.join(spec.cache_folder_name()),
-        }
+        RepoCache { root: cache_dir.join(spec.cache_folder_name()) }
     }
 
     pub(crate) fn ref_path(&self, revision: &str) -> PathBuf {
@@ -67,12 +62,7 @@ impl RepoCache {
                 "the repository was never downloaded into this cache (no such folder)".into(),
             ));
         }
-        Err((
-            ref_path,
-            format!(
-                "revision `{revision}` was never downloaded into this cache (no such ref file)"
-            ),
-        ))
+        Err((ref_path, format!("revision `{revision}` was never downloaded into this cache (no such ref file)")))
     }
 
     /// Records that `revision` points to `commit` (`refs/<revision>`).
@@ -158,10 +148,7 @@ mod tests {
 
     #[test]
     fn relative_paths() {
-        let r = relative_to(
-            Path::new("/c/m/blobs/abc"),
-            Path::new("/c/m/snapshots/123/sub"),
-        );
+        let r = relative_to(Path::new("/c/m/blobs/abc"), Path::new("/c/m/snapshots/123/sub"));
         assert_eq!(r, PathBuf::from("../../../blobs/abc"));
     }
 
@@ -169,16 +156,7 @@ mod tests {
     fn file_names() {
         assert!(check_file_name("config.json").is_ok());
         assert!(check_file_name("onnx/model.onnx").is_ok());
-        for bad in [
-            "",
-            "/etc/passwd",
-            "../x",
-            "a/../b",
-            "a//b",
-            "a\\b",
-            "C:x",
-            "./a",
-        ] {
+        for bad in ["", "/etc/passwd", "../x", "a/../b", "a//b", "a\\b", "C:x", "./a"] {
             assert!(check_file_name(bad).is_err(), "{bad}");
         }
     }

@@ -26,10 +26,7 @@ pub struct HubConfig {
 
 /// Python's `huggingface_hub` truthiness for environment flags: `1`, `ON`, `YES`, `TRUE` (any case).
 pub(crate) fn is_truthy(value: &str) -> bool {
-    matches!(
-        value.trim().to_ascii_uppercase().as_str(),
-        "1" | "ON" | "YES" | "TRUE"
-    )
+    matches!(value.trim().to_ascii_uppercase().as_str(), "1" | "ON" | "YES" | "TRUE")
 }
 
 fn expand_home(value: &str, home: Option<&Path>) -> PathBuf {
@@ -70,39 +67,24 @@ impl HubConfig {
     /// ```
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> HubConfig {
         let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let home = var("HOME")
-            .or_else(|| var("USERPROFILE"))
-            .map(PathBuf::from);
+        let home = var("HOME").or_else(|| var("USERPROFILE")).map(PathBuf::from);
         let home = home.as_deref();
-        let cache_dir =
-            if let Some(dir) = var("HF_HUB_CACHE").or_else(|| var("HUGGINGFACE_HUB_CACHE")) {
-                expand_home(&dir, home)
-            } else if let Some(hf_home) = var("HF_HOME") {
-                expand_home(&hf_home, home).join("hub")
-            } else if let Some(xdg) = var("XDG_CACHE_HOME") {
-                expand_home(&xdg, home).join("huggingface").join("hub")
-            } else {
-                home.map(Path::to_path_buf)
-                    .unwrap_or_default()
-                    .join(".cache")
-                    .join("huggingface")
-                    .join("hub")
-            };
+        let cache_dir = if let Some(dir) = var("HF_HUB_CACHE").or_else(|| var("HUGGINGFACE_HUB_CACHE")) {
+            expand_home(&dir, home)
+        } else if let Some(hf_home) = var("HF_HOME") {
+            expand_home(&hf_home, home).join("hub")
+        } else if let Some(xdg) = var("XDG_CACHE_HOME") {
+            expand_home(&xdg, home).join("huggingface").join("hub")
+        } else {
+            home.map(Path::to_path_buf).unwrap_or_default().join(".cache").join("huggingface").join("hub")
+        };
         let endpoint = var("HF_ENDPOINT")
             .map(|e| e.trim().trim_end_matches('/').to_string())
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
         let offline = var("HF_HUB_OFFLINE").is_some_and(|v| is_truthy(&v));
         let progress = !var("HF_HUB_DISABLE_PROGRESS_BARS").is_some_and(|v| is_truthy(&v));
-        let token = var("HF_TOKEN")
-            .or_else(|| var("HUGGING_FACE_HUB_TOKEN"))
-            .map(|t| t.trim().to_string());
-        HubConfig {
-            cache_dir,
-            endpoint,
-            offline,
-            progress,
-            token,
-        }
+        let token = var("HF_TOKEN").or_else(|| var("HUGGING_FACE_HUB_TOKEN")).map(|t| t.trim().to_string());
+        HubConfig { cache_dir, endpoint, offline, progress, token }
     }
 
     /// A configuration for `endpoint` and `cache_dir`, online, without progress bar or token

@@ -63,17 +63,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// `optional` files (e.g. `"model.safetensors.index.json"`, `"generation_config.json"`) are fetched
 /// when present and skipped when the server answers 404 (or, offline, when they are not cached).
 /// See the [crate documentation](crate) for the cache, offline and sharding rules.
-pub fn fetch(
-    spec: &HubSpec,
-    files: &[&str],
-    optional: &[&str],
-    config: &HubConfig,
-) -> Result<PathBuf, HubError> {
+pub fn fetch(spec: &HubSpec, files: &[&str], optional: &[&str], config: &HubConfig) -> Result<PathBuf, HubError> {
     if files.is_empty() {
-        return Err(HubError::NoFiles {
-            repo: spec.repo.clone(),
-            revision: spec.revision.clone(),
-        });
+        return Err(HubError::NoFiles { repo: spec.repo.clone(), revision: spec.revision.clone() });
     }
     for file in files.iter().chain(optional) {
         check_file_name(file).map_err(|reason| invalid_file(spec, file, reason))?;
@@ -81,11 +73,7 @@ pub fn fetch(
     let cache = RepoCache::new(&config.cache_dir, spec);
     let cached = lookup_cache(spec, &cache, files, optional)?;
     let not_cached = |reason: String| match &cached {
-        CacheState::Miss {
-            file,
-            looked_in,
-            detail,
-        } => HubError::NotCached {
+        CacheState::Miss { file, looked_in, detail } => HubError::NotCached {
             repo: spec.repo.clone(),
             revision: spec.revision.clone(),
             file: file.clone(),
@@ -100,26 +88,24 @@ pub fn fetch(
     if config.offline {
         return match &cached {
             CacheState::Complete(dir) | CacheState::RequiredOnly(dir) => Ok(dir.clone()),
-            CacheState::Miss { .. } => Err(not_cached(
-                "offline mode is on (HF_HUB_OFFLINE / HubConfig::offline)".into(),
-            )),
+            CacheState::Miss { .. } => {
+                Err(not_cached("offline mode is on (HF_HUB_OFFLINE / HubConfig::offline)".into()))
+            }
         };
     }
     if let CacheState::Complete(dir) = &cached {
         return Ok(dir.clone());
     }
-    let online =
-        probe(&config.endpoint).and_then(|()| fetch_online(spec, &cache, files, optional, config));
+    let online = probe(&config.endpoint).and_then(|()| fetch_online(spec, &cache, files, optional, config));
     match online {
         Ok(dir) => Ok(dir),
         Err(Online::Hub(e)) => Err(e),
         Err(Online::Network(msg)) => match &cached {
             CacheState::RequiredOnly(dir) => Ok(dir.clone()),
             CacheState::Complete(_) => unreachable!(),
-            CacheState::Miss { .. } => Err(not_cached(format!(
-                "the Hub at {} cannot be reached ({msg})",
-                config.endpoint
-            ))),
+            CacheState::Miss { .. } => {
+                Err(not_cached(format!("the Hub at {} cannot be reached ({msg})", config.endpoint)))
+            }
         },
     }
 }
@@ -158,11 +144,7 @@ where
     let mut queue: VecDeque<(String, Need, Option<String>)> = files
         .iter()
         .map(|f| (f.to_string(), Need::Required, None))
-        .chain(
-            optional
-                .iter()
-                .map(|f| (f.to_string(), Need::Optional, None)),
-        )
+        .chain(optional.iter().map(|f| (f.to_string(), Need::Optional, None)))
         .collect();
     let mut seen = HashSet::new();
     while let Some((file, need, fallback_for)) = queue.pop_front() {
@@ -181,10 +163,7 @@ where
             None if need == Need::Optional => {}
             None => {
                 let index = format!("{file}.index.json");
-                if fallback_for.is_none()
-                    && file.ends_with(".safetensors")
-                    && !seen.contains(&index)
-                {
+                if fallback_for.is_none() && file.ends_with(".safetensors") && !seen.contains(&index) {
                     queue.push_front((index, Need::Required, Some(file)));
                 } else {
                     return Err(missing(fallback_for.as_deref().unwrap_or(&file)));
@@ -197,25 +176,14 @@ where
 
 /// The shard file names listed in the `weight_map` of a checkpoint index, deduplicated, in order.
 fn read_index(path: &Path) -> Result<Vec<String>, HubError> {
-    let invalid = |reason: String| HubError::InvalidIndex {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|source| HubError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| invalid(format!("not JSON: {e}")))?;
-    let map = json
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| invalid("no `weight_map` object".into()))?;
+    let invalid = |reason: String| HubError::InvalidIndex { path: path.to_path_buf(), reason };
+    let text = std::fs::read_to_string(path).map_err(|source| HubError::Io { path: path.to_path_buf(), source })?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| invalid(format!("not JSON: {e}")))?;
+    let map =
+        json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| invalid("no `weight_map` object".into()))?;
     let mut shards: Vec<String> = Vec::new();
     for (tensor, file) in map {
-        let file = file
-            .as_str()
-            .ok_or_else(|| invalid(format!("weight_map[{tensor:?}] is not a string")))?;
+        let file = file.as_str().ok_or_else(|| invalid(format!("weight_map[{tensor:?}] is not a string")))?;
         if !shards.iter().any(|s| s == file) {
             shards.push(file.to_string());
         }
@@ -235,11 +203,7 @@ enum CacheState {
     /// Every required file is cached; some optional file is neither cached nor known to be absent.
     RequiredOnly(PathBuf),
     /// A required file is missing.
-    Miss {
-        file: String,
-        looked_in: PathBuf,
-        detail: String,
-    },
+    Miss { file: String, looked_in: PathBuf, detail: String },
 }
 
 struct CacheMiss(String, PathBuf, String);
@@ -257,21 +221,10 @@ impl From<HubError> for CacheMiss {
     }
 }
 
-fn lookup_cache(
-    spec: &HubSpec,
-    cache: &RepoCache,
-    files: &[&str],
-    optional: &[&str],
-) -> Result<CacheState, HubError> {
+fn lookup_cache(spec: &HubSpec, cache: &RepoCache, files: &[&str], optional: &[&str]) -> Result<CacheState, HubError> {
     let commit = match cache.resolve_commit(&spec.revision) {
         Ok(c) => c,
-        Err((looked_in, detail)) => {
-            return Ok(CacheState::Miss {
-                file: files[0].to_string(),
-                looked_in,
-                detail,
-            })
-        }
+        Err((looked_in, detail)) => return Ok(CacheState::Miss { file: files[0].to_string(), looked_in, detail }),
     };
     let snapshot = cache.snapshot_dir(&commit);
     let mut optional_unknown = false;
@@ -294,15 +247,9 @@ fn lookup_cache(
     Ok(match result {
         Ok(()) if optional_unknown => CacheState::RequiredOnly(snapshot),
         Ok(()) => CacheState::Complete(snapshot),
-        Err(CacheMiss(file, looked_in, detail)) => CacheState::Miss {
-            file: if file.is_empty() {
-                files[0].to_string()
-            } else {
-                file
-            },
-            looked_in,
-            detail,
-        },
+        Err(CacheMiss(file, looked_in, detail)) => {
+            CacheState::Miss { file: if file.is_empty() { files[0].to_string() } else { file }, looked_in, detail }
+        }
     })
 }
 
@@ -323,16 +270,9 @@ impl From<HubError> for Online {
 
 /// True when the process has a proxy configured (ureq then connects to the proxy, not the endpoint).
 fn proxy_configured() -> bool {
-    [
-        "ALL_PROXY",
-        "all_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-    ]
-    .iter()
-    .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
+    ["ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]
+        .iter()
+        .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
 }
 
 /// `(host, port)` of an `http(s)://host[:port][/path]` endpoint.
@@ -372,21 +312,13 @@ fn probe(endpoint: &str) -> Result<(), Online> {
     let (tx, rx) = std::sync::mpsc::channel();
     let h = host.clone();
     std::thread::spawn(move || {
-        let _ = tx.send(
-            (h.as_str(), port)
-                .to_socket_addrs()
-                .map(|a| a.collect::<Vec<SocketAddr>>()),
-        );
+        let _ = tx.send((h.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<SocketAddr>>()));
     });
     let addrs = match rx.recv_timeout(CONNECT_TIMEOUT) {
         Ok(Ok(addrs)) if !addrs.is_empty() => addrs,
         Ok(Ok(_)) => return Err(Online::Network(format!("`{host}` has no address"))),
         Ok(Err(e)) => return Err(Online::Network(format!("cannot resolve `{host}`: {e}"))),
-        Err(_) => {
-            return Err(Online::Network(format!(
-                "resolving `{host}` took longer than {CONNECT_TIMEOUT:?}"
-            )))
-        }
+        Err(_) => return Err(Online::Network(format!("resolving `{host}` took longer than {CONNECT_TIMEOUT:?}"))),
     };
     let mut last = String::new();
     for addr in addrs.iter().take(3) {
@@ -440,15 +372,13 @@ impl OnlineCtx<'_> {
         match err {
             ApiError::RequestError(e) => match *e {
                 ureq::Error::StatusCode(404) => Ok(None),
-                ureq::Error::StatusCode(status @ (401 | 403)) => {
-                    Err(Online::Hub(HubError::AccessDenied {
-                        repo: self.spec.repo.clone(),
-                        revision: self.spec.revision.clone(),
-                        file: file.to_string(),
-                        endpoint: self.config.endpoint.clone(),
-                        status,
-                    }))
-                }
+                ureq::Error::StatusCode(status @ (401 | 403)) => Err(Online::Hub(HubError::AccessDenied {
+                    repo: self.spec.repo.clone(),
+                    revision: self.spec.revision.clone(),
+                    file: file.to_string(),
+                    endpoint: self.config.endpoint.clone(),
+                    status,
+                })),
                 ureq::Error::StatusCode(status) if status >= 500 => {
                     Err(Online::Network(format!("server error HTTP {status}")))
                 }
@@ -474,10 +404,8 @@ impl OnlineCtx<'_> {
         let commit = meta.commit_hash().trim().to_string();
         let etag = meta.etag().trim().to_string();
         if !is_safe_segment(&commit) || !is_safe_segment(&etag) {
-            return Err(self.download_error(
-                file,
-                format!("the server sent an unusable commit ({commit:?}) or etag ({etag:?})"),
-            ));
+            return Err(self
+                .download_error(file, format!("the server sent an unusable commit ({commit:?}) or etag ({etag:?})")));
         }
         let pointer = self.cache.snapshot_dir(&commit).join(file);
         let blob = self.cache.blob_path(&etag);
@@ -509,13 +437,8 @@ impl OnlineCtx<'_> {
                 if len != meta.size() as u64 {
                     let _ = std::fs::remove_file(&blob);
                     let _ = std::fs::remove_file(&path);
-                    return Err(self.download_error(
-                        file,
-                        format!(
-                            "incomplete download: {len} bytes instead of {}",
-                            meta.size()
-                        ),
-                    ));
+                    return Err(self
+                        .download_error(file, format!("incomplete download: {len} bytes instead of {}", meta.size())));
                 }
             }
         }
@@ -532,18 +455,8 @@ fn fetch_online(
     config: &HubConfig,
 ) -> Result<PathBuf, Online> {
     let api = build_api(config)?;
-    let repo = api.repo(Repo::with_revision(
-        spec.repo.clone(),
-        RepoType::Model,
-        spec.revision.clone(),
-    ));
-    let ctx = OnlineCtx {
-        spec,
-        config,
-        cache,
-        repo,
-        api,
-    };
+    let repo = api.repo(Repo::with_revision(spec.repo.clone(), RepoType::Model, spec.revision.clone()));
+    let ctx = OnlineCtx { spec, config, cache, repo, api };
     let mut commit: Option<String> = None;
     walk(
         spec,
@@ -589,22 +502,10 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert_eq!(
-            endpoint_host_port("https://huggingface.co"),
-            Some(("huggingface.co".into(), 443))
-        );
-        assert_eq!(
-            endpoint_host_port("http://127.0.0.1:8080/"),
-            Some(("127.0.0.1".into(), 8080))
-        );
-        assert_eq!(
-            endpoint_host_port("http://[::1]:9/x"),
-            Some(("::1".into(), 9))
-        );
-        assert_eq!(
-            endpoint_host_port("http://u:p@host"),
-            Some(("host".into(), 80))
-        );
+        assert_eq!(endpoint_host_port("https://huggingface.co"), Some(("huggingface.co".into(), 443)));
+        assert_eq!(endpoint_host_port("http://127.0.0.1:8080/"), Some(("127.0.0.1".into(), 8080)));
+        assert_eq!(endpoint_host_port("http://[::1]:9/x"), Some(("::1".into(), 9)));
+        assert_eq!(endpoint_host_port("http://u:p@host"), Some(("host".into(), 80)));
         assert_eq!(endpoint_host_port("ftp://host"), None);
     }
 }

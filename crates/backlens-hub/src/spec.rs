@@ -56,71 +56,44 @@ pub(crate) fn is_commit_hash(s: &str) -> bool {
 }
 
 fn invalid(input: &str, reason: impl Into<String>) -> HubError {
-    HubError::InvalidSpec {
-        input: input.to_string(),
-        reason: reason.into(),
-    }
+    HubError::InvalidSpec { input: input.to_string(), reason: reason.into() }
 }
 
 fn check_repo_part(input: &str, what: &str, part: &str) -> Result<(), HubError> {
     if part.is_empty() {
         return Err(invalid(input, format!("the {what} is empty")));
     }
-    if let Some(c) = part
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
+    if let Some(c) = part.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
         return Err(invalid(
             input,
             format!("the {what} {part:?} contains {c:?} (allowed: letters, digits, '-', '_', '.')"),
         ));
     }
     if part.contains("--") || part.contains("..") {
-        return Err(invalid(
-            input,
-            format!("the {what} {part:?} contains '--' or '..'"),
-        ));
+        return Err(invalid(input, format!("the {what} {part:?} contains '--' or '..'")));
     }
     if part.starts_with(['-', '.']) || part.ends_with(['-', '.']) {
-        return Err(invalid(
-            input,
-            format!("the {what} {part:?} starts or ends with '-' or '.'"),
-        ));
+        return Err(invalid(input, format!("the {what} {part:?} starts or ends with '-' or '.'")));
     }
     if part.len() > 96 {
-        return Err(invalid(
-            input,
-            format!("the {what} is longer than 96 characters"),
-        ));
+        return Err(invalid(input, format!("the {what} is longer than 96 characters")));
     }
     Ok(())
 }
 
 fn check_revision(input: &str, rev: &str) -> Result<(), HubError> {
     if rev.is_empty() {
-        return Err(invalid(
-            input,
-            "the revision after '@' is empty (omit '@' to use `main`)",
-        ));
+        return Err(invalid(input, "the revision after '@' is empty (omit '@' to use `main`)"));
     }
-    if let Some(c) = rev
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')))
-    {
+    if let Some(c) = rev.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))) {
         return Err(invalid(
             input,
             format!("the revision {rev:?} contains {c:?} (allowed: letters, digits, '-', '_', '.', '/')"),
         ));
     }
     // The revision names a file under `refs/` in the cache: keep it a plain relative path.
-    if rev
-        .split('/')
-        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
-    {
-        return Err(invalid(
-            input,
-            format!("the revision {rev:?} has an empty, '.' or '..' path segment"),
-        ));
+    if rev.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        return Err(invalid(input, format!("the revision {rev:?} has an empty, '.' or '..' path segment")));
     }
     Ok(())
 }
@@ -132,9 +105,7 @@ impl FromStr for HubSpec {
         if input.chars().any(char::is_whitespace) {
             return Err(invalid(input, "it contains whitespace"));
         }
-        let rest = input
-            .strip_prefix(HUB_PREFIX)
-            .ok_or_else(|| invalid(input, "it does not start with `hf:`"))?;
+        let rest = input.strip_prefix(HUB_PREFIX).ok_or_else(|| invalid(input, "it does not start with `hf:`"))?;
         if rest.is_empty() {
             return Err(invalid(input, "the repository is missing after `hf:`"));
         }
@@ -162,10 +133,7 @@ impl FromStr for HubSpec {
             }
         }
         check_revision(input, revision)?;
-        Ok(HubSpec {
-            repo: repo.to_string(),
-            revision: revision.to_string(),
-        })
+        Ok(HubSpec { repo: repo.to_string(), revision: revision.to_string() })
     }
 }
 

@@ -12,9 +12,7 @@ const COMMIT_B: &str = "fedcba9876543210fedcba9876543210fedcba98";
 const FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 
 fn weights(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
+    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
 fn tiny_repo() -> FakeRepo {
@@ -57,29 +55,17 @@ fn downloads_into_the_standard_cache_layout() {
     let repo = tiny_repo();
     let hub = FakeHub::start(vec![repo.clone()]);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = fetch(
-        &spec("hf:acme/tiny"),
-        &FILES,
-        &[],
-        &config(&hub.endpoint, tmp.path()),
-    )
-    .unwrap();
+    let dir = fetch(&spec("hf:acme/tiny"), &FILES, &[], &config(&hub.endpoint, tmp.path())).unwrap();
 
     let root = tmp.path().join("models--acme--tiny");
     assert_eq!(dir, root.join("snapshots").join(COMMIT));
-    assert_eq!(
-        std::fs::read_to_string(root.join("refs/main")).unwrap(),
-        COMMIT
-    );
+    assert_eq!(std::fs::read_to_string(root.join("refs/main")).unwrap(), COMMIT);
     for f in FILES {
         assert_eq!(std::fs::read(dir.join(f)).unwrap(), repo.bytes(f), "{f}");
         let blob = root.join("blobs").join(etag_of(f, repo.bytes(f)));
         assert_eq!(std::fs::read(&blob).unwrap(), repo.bytes(f), "blob of {f}");
         #[cfg(unix)]
-        assert!(std::fs::symlink_metadata(dir.join(f))
-            .unwrap()
-            .file_type()
-            .is_symlink());
+        assert!(std::fs::symlink_metadata(dir.join(f)).unwrap().file_type().is_symlink());
     }
     // The LFS file went through the 302 to the CDN path; nothing was requested without a Range.
     let log = hub.requests();
@@ -98,22 +84,13 @@ fn second_fetch_uses_the_cache_without_any_request() {
     assert!(n > 0);
 
     // Online, server up: everything (and the 404 of the optional file) is known, so no request.
-    assert_eq!(
-        fetch(&s, &FILES, &["generation_config.json"], &cfg).unwrap(),
-        first
-    );
+    assert_eq!(fetch(&s, &FILES, &["generation_config.json"], &cfg).unwrap(), first);
     assert_eq!(hub.request_count(), n);
 
     // Server gone: still served from the cache, online or offline.
     assert_eq!(hub.stop(), n);
-    assert_eq!(
-        fetch(&s, &FILES, &["generation_config.json"], &cfg).unwrap(),
-        first
-    );
-    let offline = HubConfig {
-        offline: true,
-        ..cfg.clone()
-    };
+    assert_eq!(fetch(&s, &FILES, &["generation_config.json"], &cfg).unwrap(), first);
+    let offline = HubConfig { offline: true, ..cfg.clone() };
     assert_eq!(fetch(&s, &FILES, &[], &offline).unwrap(), first);
     // Offline, a commit-hash revision resolves without a ref file too.
     let pinned = HubSpec::new("acme/tiny", COMMIT).unwrap();
@@ -124,10 +101,7 @@ fn second_fetch_uses_the_cache_without_any_request() {
 fn offline_with_an_empty_cache_fails_fast_and_explains() {
     let hub = FakeHub::start(vec![tiny_repo()]);
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = HubConfig {
-        offline: true,
-        ..config(&hub.endpoint, tmp.path())
-    };
+    let cfg = HubConfig { offline: true, ..config(&hub.endpoint, tmp.path()) };
     let t = Instant::now();
     let err = fetch(&spec("hf:acme/tiny@v1.0"), &FILES, &[], &cfg).unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
@@ -135,15 +109,9 @@ fn offline_with_an_empty_cache_fails_fast_and_explains() {
     assert!(matches!(err, HubError::NotCached { .. }), "{err:?}");
     let msg = err.to_string();
     let root = tmp.path().join("models--acme--tiny");
-    for needle in [
-        "acme/tiny",
-        "v1.0",
-        "config.json",
-        &root.display().to_string(),
-        "HF_HUB_OFFLINE",
-        "local folder",
-        "copy",
-    ] {
+    for needle in
+        ["acme/tiny", "v1.0", "config.json", &root.display().to_string(), "HF_HUB_OFFLINE", "local folder", "copy"]
+    {
         assert!(msg.contains(needle), "{needle:?} missing from: {msg}");
     }
 }
@@ -154,20 +122,11 @@ fn offline_names_the_exact_snapshot_path_of_a_missing_file() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(&hub.endpoint, tmp.path());
     fetch(&spec("hf:acme/tiny"), &["config.json"], &[], &cfg).unwrap();
-    let offline = HubConfig {
-        offline: true,
-        ..cfg
-    };
+    let offline = HubConfig { offline: true, ..cfg };
     let err = fetch(&spec("hf:acme/tiny"), &FILES, &[], &offline).unwrap_err();
-    let want = tmp
-        .path()
-        .join("models--acme--tiny/snapshots")
-        .join(COMMIT)
-        .join("tokenizer.json");
+    let want = tmp.path().join("models--acme--tiny/snapshots").join(COMMIT).join("tokenizer.json");
     match &err {
-        HubError::NotCached {
-            file, looked_in, ..
-        } => {
+        HubError::NotCached { file, looked_in, .. } => {
             assert_eq!(file, "tokenizer.json");
             assert_eq!(looked_in, &want);
         }
@@ -185,10 +144,7 @@ fn unreachable_server_falls_back_to_the_cache_and_fails_fast_otherwise() {
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     let msg = err.to_string();
     assert!(matches!(err, HubError::NotCached { .. }), "{err:?}");
-    assert!(
-        msg.contains("cannot be reached") && msg.contains("acme/tiny"),
-        "{msg}"
-    );
+    assert!(msg.contains("cannot be reached") && msg.contains("acme/tiny"), "{msg}");
 
     // Fill the cache (required files only), then an unknown optional file with the server down
     // is skipped instead of failing.
@@ -196,20 +152,8 @@ fn unreachable_server_falls_back_to_the_cache_and_fails_fast_otherwise() {
     let online = config(&hub.endpoint, tmp.path());
     let dir = fetch(&spec("hf:acme/tiny"), &FILES, &[], &online).unwrap();
     hub.stop();
-    let down = HubConfig {
-        endpoint: online.endpoint.clone(),
-        ..cfg
-    };
-    assert_eq!(
-        fetch(
-            &spec("hf:acme/tiny"),
-            &FILES,
-            &["generation_config.json"],
-            &down
-        )
-        .unwrap(),
-        dir
-    );
+    let down = HubConfig { endpoint: online.endpoint.clone(), ..cfg };
+    assert_eq!(fetch(&spec("hf:acme/tiny"), &FILES, &["generation_config.json"], &down).unwrap(), dir);
 }
 
 #[test]
@@ -219,34 +163,13 @@ fn sharded_checkpoint_fetches_every_shard() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(&hub.endpoint, tmp.path());
     // Index listed as optional.
-    let dir = fetch(
-        &spec("hf:acme/sharded"),
-        &["config.json"],
-        &["model.safetensors.index.json"],
-        &cfg,
-    )
-    .unwrap();
-    for f in [
-        "model-00001-of-00002.safetensors",
-        "model-00002-of-00002.safetensors",
-    ] {
+    let dir = fetch(&spec("hf:acme/sharded"), &["config.json"], &["model.safetensors.index.json"], &cfg).unwrap();
+    for f in ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"] {
         assert_eq!(std::fs::read(dir.join(f)).unwrap(), repo.bytes(f), "{f}");
     }
     // `model.safetensors` asked for but absent: falls back to its index (from the cache, offline).
-    let offline = HubConfig {
-        offline: true,
-        ..cfg.clone()
-    };
-    assert_eq!(
-        fetch(
-            &spec("hf:acme/sharded"),
-            &["config.json", "model.safetensors"],
-            &[],
-            &offline
-        )
-        .unwrap(),
-        dir
-    );
+    let offline = HubConfig { offline: true, ..cfg.clone() };
+    assert_eq!(fetch(&spec("hf:acme/sharded"), &["config.json", "model.safetensors"], &[], &offline).unwrap(), dir);
 
     // Same fallback online, in a fresh cache.
     let tmp2 = tempfile::tempdir().unwrap();
@@ -266,19 +189,12 @@ fn sharded_checkpoint_fetches_every_shard() {
 fn shard_names_that_escape_the_snapshot_are_rejected() {
     let evil = FakeRepo::new("acme/evil", COMMIT)
         .file("config.json", b"{}".to_vec())
-        .file(
-            "model.safetensors.index.json",
-            br#"{"weight_map": {"w": "../../../evil.safetensors"}}"#.to_vec(),
-        );
+        .file("model.safetensors.index.json", br#"{"weight_map": {"w": "../../../evil.safetensors"}}"#.to_vec());
     let hub = FakeHub::start(vec![evil]);
     let tmp = tempfile::tempdir().unwrap();
-    let err = fetch(
-        &spec("hf:acme/evil"),
-        &["config.json", "model.safetensors"],
-        &[],
-        &config(&hub.endpoint, tmp.path()),
-    )
-    .unwrap_err();
+    let err =
+        fetch(&spec("hf:acme/evil"), &["config.json", "model.safetensors"], &[], &config(&hub.endpoint, tmp.path()))
+            .unwrap_err();
     assert!(matches!(err, HubError::InvalidFileName { .. }), "{err:?}");
 }
 
@@ -290,48 +206,25 @@ fn missing_files_required_fail_optional_are_skipped() {
     let s = spec("hf:acme/tiny");
 
     let err = fetch(&s, &["config.json", "vocab.txt"], &[], &cfg).unwrap_err();
-    assert!(
-        matches!(&err, HubError::NotFound { file, .. } if file == "vocab.txt"),
-        "{err:?}"
-    );
+    assert!(matches!(&err, HubError::NotFound { file, .. } if file == "vocab.txt"), "{err:?}");
     assert!(err.to_string().contains("vocab.txt") && err.to_string().contains("acme/tiny"));
 
-    let dir = fetch(
-        &s,
-        &["config.json"],
-        &["generation_config.json", "tokenizer.json"],
-        &cfg,
-    )
-    .unwrap();
+    let dir = fetch(&s, &["config.json"], &["generation_config.json", "tokenizer.json"], &cfg).unwrap();
     assert!(dir.join("tokenizer.json").exists());
     assert!(!dir.join("generation_config.json").exists());
     // The 404 is remembered the way Python's huggingface_hub does.
-    assert!(tmp
-        .path()
-        .join("models--acme--tiny/.no_exist")
-        .join(COMMIT)
-        .join("generation_config.json")
-        .exists());
+    assert!(tmp.path().join("models--acme--tiny/.no_exist").join(COMMIT).join("generation_config.json").exists());
 
     // Unknown repository and unknown revision: the server's 404 becomes NotFound.
     let err = fetch(&spec("hf:acme/nope"), &["config.json"], &[], &cfg).unwrap_err();
     assert!(matches!(err, HubError::NotFound { .. }), "{err:?}");
-    let err = fetch(
-        &spec("hf:acme/tiny@no-such-branch"),
-        &["config.json"],
-        &[],
-        &cfg,
-    )
-    .unwrap_err();
+    let err = fetch(&spec("hf:acme/tiny@no-such-branch"), &["config.json"], &[], &cfg).unwrap_err();
     assert!(err.to_string().contains("no-such-branch"), "{err}");
     // Bad file names never reach the network.
     let n = hub.request_count();
     let err = fetch(&s, &["../config.json"], &[], &cfg).unwrap_err();
     assert!(matches!(err, HubError::InvalidFileName { .. }), "{err:?}");
-    assert!(matches!(
-        fetch(&s, &[], &[], &cfg).unwrap_err(),
-        HubError::NoFiles { .. }
-    ));
+    assert!(matches!(fetch(&s, &[], &[], &cfg).unwrap_err(), HubError::NoFiles { .. }));
     assert_eq!(hub.request_count(), n);
 }
 
@@ -340,23 +233,13 @@ fn a_new_commit_reuses_unchanged_blobs() {
     let tmp = tempfile::tempdir().unwrap();
     let old = tiny_repo();
     let hub = FakeHub::start(vec![old.clone()]);
-    fetch(
-        &spec("hf:acme/tiny"),
-        &FILES,
-        &[],
-        &config(&hub.endpoint, tmp.path()),
-    )
-    .unwrap();
+    fetch(&spec("hf:acme/tiny"), &FILES, &[], &config(&hub.endpoint, tmp.path())).unwrap();
     hub.stop();
 
     // Commit B changes only the tokenizer.
     let mut new = FakeRepo::new("acme/tiny", COMMIT_B);
     for (name, bytes) in &old.files {
-        let bytes = if name == "tokenizer.json" {
-            b"{\"v\": 2}".to_vec()
-        } else {
-            bytes.clone()
-        };
+        let bytes = if name == "tokenizer.json" { b"{\"v\": 2}".to_vec() } else { bytes.clone() };
         new = new.file(name, bytes);
     }
     let hub = FakeHub::start(vec![new.clone()]);
@@ -367,12 +250,8 @@ fn a_new_commit_reuses_unchanged_blobs() {
         assert_eq!(std::fs::read(dir.join(f)).unwrap(), new.bytes(f), "{f}");
     }
     // Only the tokenizer's body was downloaded (`bytes=0-`); the others were linked to old blobs.
-    let downloads: Vec<_> = hub
-        .requests()
-        .into_iter()
-        .filter(|r| r.range.as_deref() == Some("bytes=0-"))
-        .map(|r| r.path)
-        .collect();
+    let downloads: Vec<_> =
+        hub.requests().into_iter().filter(|r| r.range.as_deref() == Some("bytes=0-")).map(|r| r.path).collect();
     assert_eq!(downloads.len(), 1, "{downloads:?}");
     assert!(downloads[0].ends_with("tokenizer.json"), "{downloads:?}");
 }

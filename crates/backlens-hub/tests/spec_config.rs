@@ -7,13 +7,7 @@ use std::path::PathBuf;
 #[test]
 fn parses_and_round_trips() {
     let s: HubSpec = "hf:TinyLlama/TinyLlama-1.1B-Chat-v1.0".parse().unwrap();
-    assert_eq!(
-        s,
-        HubSpec {
-            repo: "TinyLlama/TinyLlama-1.1B-Chat-v1.0".into(),
-            revision: "main".into()
-        }
-    );
+    assert_eq!(s, HubSpec { repo: "TinyLlama/TinyLlama-1.1B-Chat-v1.0".into(), revision: "main".into() });
     assert_eq!(s.to_string(), "hf:TinyLlama/TinyLlama-1.1B-Chat-v1.0");
     for text in [
         "hf:a/b",
@@ -25,19 +19,10 @@ fn parses_and_round_trips() {
         assert_eq!(spec.to_string(), text);
         assert_eq!(spec.to_string().parse::<HubSpec>().unwrap(), spec);
     }
-    assert_eq!(
-        "hf:a/b@main".parse::<HubSpec>().unwrap().to_string(),
-        "hf:a/b"
-    );
+    assert_eq!("hf:a/b@main".parse::<HubSpec>().unwrap().to_string(), "hf:a/b");
     assert_eq!("hf:a/b@dev".parse::<HubSpec>().unwrap().revision, "dev");
-    assert_eq!(
-        HubSpec::new("a/b", "dev").unwrap().to_string(),
-        "hf:a/b@dev"
-    );
-    assert_eq!(
-        "hf:a/b".parse::<HubSpec>().unwrap().cache_folder_name(),
-        "models--a--b"
-    );
+    assert_eq!(HubSpec::new("a/b", "dev").unwrap().to_string(), "hf:a/b@dev");
+    assert_eq!("hf:a/b".parse::<HubSpec>().unwrap().cache_folder_name(), "models--a--b");
     assert!(HubSpec::is_hub_spec("hf:a/b") && !HubSpec::is_hub_spec("./models/a"));
     // Legacy canonical repositories have no organisation.
     let gpt2: HubSpec = "hf:gpt2".parse().unwrap();
@@ -65,10 +50,7 @@ fn rejects_malformed_specs_with_clear_reasons() {
     ];
     for (input, reason) in cases {
         let err = input.parse::<HubSpec>().unwrap_err();
-        assert!(
-            matches!(err, HubError::InvalidSpec { .. }),
-            "{input}: {err:?}"
-        );
+        assert!(matches!(err, HubError::InvalidSpec { .. }), "{input}: {err:?}");
         let msg = err.to_string();
         assert!(msg.contains(reason), "{input:?}: {msg:?} lacks {reason:?}");
         assert!(msg.contains("hf:org/name"), "{msg}");
@@ -76,10 +58,7 @@ fn rejects_malformed_specs_with_clear_reasons() {
 }
 
 fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     move |k| map.get(k).cloned()
 }
 
@@ -98,19 +77,12 @@ fn config_honours_the_environment() {
     let c = HubConfig::from_vars(vars(&[("HOME", "/home/u"), ("HF_HOME", "~/hf")]));
     assert_eq!(c.cache_dir, PathBuf::from("/home/u/hf/hub"));
     // HF_HUB_CACHE wins over HF_HOME.
-    let c = HubConfig::from_vars(vars(&[
-        ("HF_HOME", "/data/hf"),
-        ("HF_HUB_CACHE", "/fast/cache"),
-    ]));
+    let c = HubConfig::from_vars(vars(&[("HF_HOME", "/data/hf"), ("HF_HUB_CACHE", "/fast/cache")]));
     assert_eq!(c.cache_dir, PathBuf::from("/fast/cache"));
     let c = HubConfig::from_vars(vars(&[("HOME", "/home/u"), ("XDG_CACHE_HOME", "/xdg")]));
     assert_eq!(c.cache_dir, PathBuf::from("/xdg/huggingface/hub"));
     // Empty values count as unset.
-    let c = HubConfig::from_vars(vars(&[
-        ("HOME", "/h"),
-        ("HF_HOME", ""),
-        ("HF_ENDPOINT", ""),
-    ]));
+    let c = HubConfig::from_vars(vars(&[("HOME", "/h"), ("HF_HOME", ""), ("HF_ENDPOINT", "")]));
     assert_eq!(c.cache_dir, PathBuf::from("/h/.cache/huggingface/hub"));
     assert_eq!(c.endpoint, DEFAULT_ENDPOINT);
 
@@ -130,10 +102,7 @@ fn config_honours_the_environment() {
         let c = HubConfig::from_vars(vars(&[("HF_HUB_OFFLINE", v)]));
         assert_eq!(c.offline, want, "HF_HUB_OFFLINE={v:?}");
     }
-    let c = HubConfig::from_vars(vars(&[
-        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
-        ("HF_TOKEN", "hf_x "),
-    ]));
+    let c = HubConfig::from_vars(vars(&[("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("HF_TOKEN", "hf_x ")]));
     assert!(!c.progress);
     assert_eq!(c.token.as_deref(), Some("hf_x"));
 }
@@ -141,8 +110,5 @@ fn config_honours_the_environment() {
 #[test]
 fn from_env_reads_the_process_environment() {
     // Only checks consistency with from_vars (no mutation of the environment: tests run in parallel).
-    assert_eq!(
-        HubConfig::from_env(),
-        HubConfig::from_vars(|k| std::env::var(k).ok())
-    );
+    assert_eq!(HubConfig::from_env(), HubConfig::from_vars(|k| std::env::var(k).ok()));
 }

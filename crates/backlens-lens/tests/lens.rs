@@ -124,7 +124,8 @@ fn under_layernorm_a_zero_vector_projects_to_the_bias() {
     let zero = Tensor::zeros((1, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
     let p = lens.project(&zero, &ProjectOptions { k: 3, rank_tokens: (0..20).collect(), normalize: false }).unwrap();
     // LL(0) = β·D: the paper's "ZERO VECTOR" rows for GPT-2.
-    let bias_logits = unembed.matmul(&bias.unsqueeze(1).unwrap()).unwrap().squeeze(1).unwrap().to_vec1::<f32>().unwrap();
+    let bias_logits =
+        unembed.matmul(&bias.unsqueeze(1).unwrap()).unwrap().squeeze(1).unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(p[0].top, full_order(&bias_logits)[..3].to_vec());
     assert_eq!(p[0].norm, 0.0);
     assert!(p[0].ranks.iter().all(Option::is_some));
@@ -158,7 +159,11 @@ fn normalized_lens_ranks_like_the_plain_one_for_rmsnorm_but_not_layernorm() {
         assert_eq!(x.norm, y.norm, "the reported norm is the original vector's");
     }
     let ln = LogitLens::new(
-        Norm::Layer { weight: (tensor(1, 8, 7).squeeze(0).unwrap() + 1.5).unwrap(), bias: tensor(1, 8, 8).squeeze(0).unwrap(), eps: 1e-5 },
+        Norm::Layer {
+            weight: (tensor(1, 8, 7).squeeze(0).unwrap() + 1.5).unwrap(),
+            bias: tensor(1, 8, 8).squeeze(0).unwrap(),
+            eps: 1e-5,
+        },
         tensor(40, 8, 2),
     )
     .unwrap();
@@ -172,9 +177,11 @@ fn bad_input_is_an_error() {
     let lens = rms_lens(10, 4);
     let err = lens.project(&tensor(2, 5, 9), &ProjectOptions::default()).unwrap_err();
     assert!(matches!(err, LensError::Dimension { expected: 4, .. }), "{err}");
-    let err = lens.project(&tensor(2, 4, 9), &ProjectOptions { rank_tokens: vec![10], ..Default::default() }).unwrap_err();
+    let err =
+        lens.project(&tensor(2, 4, 9), &ProjectOptions { rank_tokens: vec![10], ..Default::default() }).unwrap_err();
     assert!(err.to_string().contains("token id 10"), "{err}");
-    let err = LogitLens::new(Norm::Rms { weight: tensor(1, 4, 1).squeeze(0).unwrap(), eps: 1e-5 }, tensor(10, 5, 2)).unwrap_err();
+    let err = LogitLens::new(Norm::Rms { weight: tensor(1, 4, 1).squeeze(0).unwrap(), eps: 1e-5 }, tensor(10, 5, 2))
+        .unwrap_err();
     assert!(matches!(err, LensError::Mismatch { .. }), "{err}");
     let nan = Tensor::new(&[[f32::NAN, 0.0, 1.0, 2.0]], &Device::Cpu).unwrap();
     assert!(matches!(lens.project(&nan, &ProjectOptions::default()), Err(LensError::NonFinite { row: 0 })));

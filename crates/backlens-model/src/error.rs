@@ -39,7 +39,9 @@ pub enum ModelError {
     HfFolder { path: PathBuf, problem: String },
     #[error("{path}: key `{key}`: {problem}")]
     Config { path: PathBuf, key: String, problem: String },
-    #[error("{path} is not a readable safetensors file ({reason}); the file may be truncated or corrupt: download it again")]
+    #[error(
+        "{path} is not a readable safetensors file ({reason}); the file may be truncated or corrupt: download it again"
+    )]
     Safetensors { path: PathBuf, reason: String },
     #[error("fetching the default model failed: {0}")]
     Fetch(String),

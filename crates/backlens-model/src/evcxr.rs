@@ -44,7 +44,9 @@ impl Trace {
             let t = self.require(HookPoint { layer, site })?;
             let per_token: Vec<f32> = t.sqr()?.sum(candle_core::D::Minus1)?.sqrt()?.to_vec1()?;
             let total = per_token.iter().map(|n| n * n).sum::<f32>().sqrt();
-            let row = rows.entry(site).or_insert_with(|| SiteRow { dim: t.dims().last().copied().unwrap_or(0), norms: BTreeMap::new() });
+            let row = rows
+                .entry(site)
+                .or_insert_with(|| SiteRow { dim: t.dims().last().copied().unwrap_or(0), norms: BTreeMap::new() });
             row.norms.insert(layer, (total, per_token));
         }
         Ok(rows)
@@ -170,7 +172,12 @@ mod tests {
         // ‖output‖ at layer 0 is 5 (per token 5, 0), darkest in its row; layer 1 is 0 (white).
         assert!(html.contains("title=\"layer 0: 5.00, 0\">5.00</td>"), "{html}");
         assert!(html.contains("background:#a50f15;color:white"), "{html}");
-        assert!(html.contains("background:#ffffff;color:black;padding:1px 3px;text-align:right\" title=\"layer 1: 0, 0\">0</td>"), "{html}");
+        assert!(
+            html.contains(
+                "background:#ffffff;color:black;padding:1px 3px;text-align:right\" title=\"layer 1: 0, 0\">0</td>"
+            ),
+            "{html}"
+        );
         // ‖VJP‖: 2 per entry at layer 0 → 4 over the 2×2 matrix, 1 per entry at layer 1 → 2.
         assert!(html.contains(">4.00</td>") && html.contains(">2.00</td>"), "{html}");
         assert!(!html.contains("Tensor["), "no Debug dump: {html}");

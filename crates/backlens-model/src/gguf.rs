@@ -26,10 +26,10 @@ impl GgufFile {
 
     /// The raw metadata value of `key`.
     pub fn value(&self, key: &str) -> Result<&Value> {
-        self.content.metadata.get(key).ok_or_else(|| ModelError::Metadata {
-            key: key.to_string(),
-            problem: "missing from the file".to_string(),
-        })
+        self.content
+            .metadata
+            .get(key)
+            .ok_or_else(|| ModelError::Metadata { key: key.to_string(), problem: "missing from the file".to_string() })
     }
 
     /// Whether the metadata has `key`.
@@ -78,7 +78,9 @@ impl GgufFile {
             .map(|v| match v {
                 Value::I32(x) => Ok(*x as i64),
                 Value::I64(x) => Ok(*x),
-                other => as_usize(other).map(|x| x as i64).ok_or_else(|| type_error(key, "an array of integers", other)),
+                other => {
+                    as_usize(other).map(|x| x as i64).ok_or_else(|| type_error(key, "an array of integers", other))
+                }
             })
             .collect()
     }
@@ -116,9 +118,8 @@ impl GgufFile {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         // Interleave so every worker gets a similar mix of large and small tensors.
         std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|w| scope.spawn(move || self.load_every(specs, w, threads, device)))
-                .collect();
+            let workers: Vec<_> =
+                (0..threads).map(|w| scope.spawn(move || self.load_every(specs, w, threads, device))).collect();
             let mut parts = Vec::with_capacity(threads);
             for worker in workers {
                 parts.push(worker.join().expect("tensor loading thread panicked")?.into_iter());
@@ -128,7 +129,13 @@ impl GgufFile {
     }
 
     /// Tensors `start, start + step, ...` of `specs`, read with a private file handle.
-    fn load_every(&self, specs: &[(String, Vec<usize>)], start: usize, step: usize, device: &Device) -> Result<Vec<Tensor>> {
+    fn load_every(
+        &self,
+        specs: &[(String, Vec<usize>)],
+        start: usize,
+        step: usize,
+        device: &Device,
+    ) -> Result<Vec<Tensor>> {
         let file = File::open(&self.path).map_err(|source| ModelError::Io { path: self.path.clone(), source })?;
         let mut reader = BufReader::new(file);
         specs
@@ -136,10 +143,10 @@ impl GgufFile {
             .skip(start)
             .step_by(step)
             .map(|(name, _)| {
-                let q = self
-                    .content
-                    .tensor(&mut reader, name, device)
-                    .map_err(|e| ModelError::Gguf { path: self.path.clone(), reason: format!("tensor `{name}`: {e}") })?;
+                let q = self.content.tensor(&mut reader, name, device).map_err(|e| ModelError::Gguf {
+                    path: self.path.clone(),
+                    reason: format!("tensor `{name}`: {e}"),
+                })?;
                 dequantize(name, &q, device)
             })
             .collect()

@@ -72,14 +72,20 @@ impl Gpt2Config {
         if folder.config().get("model_type").is_some() {
             let model_type = folder.string("model_type")?;
             if model_type != "gpt2" {
-                return Err(bad("model_type", format!("this is a `{model_type}` model, but Gpt2 loads `gpt2` checkpoints")));
+                return Err(bad(
+                    "model_type",
+                    format!("this is a `{model_type}` model, but Gpt2 loads `gpt2` checkpoints"),
+                ));
             }
         }
         let activation = match folder.config().get("activation_function").and_then(|v| v.as_str()) {
             None | Some("gelu_new") | Some("gelu_pytorch_tanh") => Gpt2Activation::GeluTanh,
             Some("gelu") => Gpt2Activation::GeluErf,
             Some(other) => {
-                return Err(bad("activation_function", format!("`{other}` is not supported (gelu_new, gelu_pytorch_tanh, gelu)")))
+                return Err(bad(
+                    "activation_function",
+                    format!("`{other}` is not supported (gelu_new, gelu_pytorch_tanh, gelu)"),
+                ))
             }
         };
         let d_model = folder.usize("n_embd")?;
@@ -95,8 +101,17 @@ impl Gpt2Config {
             scale_attn_weights: folder.opt_bool("scale_attn_weights").unwrap_or(true),
             scale_attn_by_inverse_layer_idx: folder.opt_bool("scale_attn_by_inverse_layer_idx").unwrap_or(false),
         };
-        if cfg.n_layers == 0 || cfg.d_model == 0 || cfg.n_heads == 0 || cfg.d_ff == 0 || cfg.context_length == 0 || cfg.vocab_size == 0 {
-            return Err(bad("n_layer/n_embd/n_head/n_inner/n_positions/vocab_size", format!("sizes must be positive: {cfg:?}")));
+        if cfg.n_layers == 0
+            || cfg.d_model == 0
+            || cfg.n_heads == 0
+            || cfg.d_ff == 0
+            || cfg.context_length == 0
+            || cfg.vocab_size == 0
+        {
+            return Err(bad(
+                "n_layer/n_embd/n_head/n_inner/n_positions/vocab_size",
+                format!("sizes must be positive: {cfg:?}"),
+            ));
         }
         if !cfg.d_model.is_multiple_of(cfg.n_heads) {
             return Err(bad("n_head", format!("{} heads do not split n_embd {}", cfg.n_heads, cfg.d_model)));
@@ -249,8 +264,11 @@ impl Gpt2 {
         let (d, ff, eps) = (c.d_model, c.d_ff, c.layer_norm_eps);
         let embed = make("wte.weight", Role::Embedding, &[c.vocab_size, d]);
         let positions = make("wpe.weight", Role::Positions, &[c.context_length, d]);
-        let final_norm =
-            Norm::Layer { weight: make("ln_f.weight", Role::NormGain, &[d]), bias: make("ln_f.bias", Role::NormBias, &[d]), eps };
+        let final_norm = Norm::Layer {
+            weight: make("ln_f.weight", Role::NormGain, &[d]),
+            bias: make("ln_f.bias", Role::NormBias, &[d]),
+            eps,
+        };
         let unembed = if tied { embed.clone() } else { make("lm_head.weight", Role::Unembedding, &[c.vocab_size, d]) };
         let blocks = (0..c.n_layers)
             .map(|l| {
@@ -262,7 +280,14 @@ impl Gpt2 {
                 let ln_1 = norm("ln_1");
                 let ln_2 = norm("ln_2");
                 // (module, d_out, d_in) in linear_index order: q, k, v, o, up, down.
-                let shapes = [("attn.q", d, d), ("attn.k", d, d), ("attn.v", d, d), ("attn.o", d, d), ("mlp.up", ff, d), ("mlp.down", d, ff)];
+                let shapes = [
+                    ("attn.q", d, d),
+                    ("attn.k", d, d),
+                    ("attn.v", d, d),
+                    ("attn.o", d, d),
+                    ("mlp.up", ff, d),
+                    ("mlp.down", d, ff),
+                ];
                 let linear = shapes.map(|(m, o, i)| make(&format!("h.{l}.{m}.weight"), Role::Weight, &[o, i]));
                 let bias = shapes.map(|(m, o, _)| make(&format!("h.{l}.{m}.bias"), Role::Bias, &[o]));
                 Block { ln_1, ln_2, linear, bias }
@@ -359,7 +384,8 @@ impl Gpt2 {
             Gpt2Activation::GeluTanh => up.gelu()?,
             Gpt2Activation::GeluErf => up.gelu_erf()?,
         }; // (T, d_ff)
-        rec.linear(l, Module::MlpDown, &act, b.w(Module::MlpDown), Some(b.b(Module::MlpDown))) // (T, d)
+        rec.linear(l, Module::MlpDown, &act, b.w(Module::MlpDown), Some(b.b(Module::MlpDown)))
+        // (T, d)
     }
 
     /// The forward pass up to the last position's logits, recording hooks into `rec`.
@@ -367,7 +393,8 @@ impl Gpt2 {
     /// # Shapes
     /// - returns (V): logits of the next token after the last prompt token
     fn forward(&self, rec: &mut Recorder, token_ids: &[u32]) -> Result<Tensor> {
-        layers::last_token_logits(&self.hidden(rec, token_ids)?, &self.final_norm, &self.unembed) // (V)
+        layers::last_token_logits(&self.hidden(rec, token_ids)?, &self.final_norm, &self.unembed)
+        // (V)
     }
 
     /// The residual stream after the last block, recording hooks into `rec`.

@@ -39,8 +39,8 @@ impl HfFolder {
         let config_path = dir.join("config.json");
         let text = std::fs::read_to_string(&config_path)
             .map_err(|e| folder_error(&config_path, &format!("cannot read the model's config.json: {e}")))?;
-        let config: Value = serde_json::from_str(&text)
-            .map_err(|e| folder_error(&config_path, &format!("is not valid JSON: {e}")))?;
+        let config: Value =
+            serde_json::from_str(&text).map_err(|e| folder_error(&config_path, &format!("is not valid JSON: {e}")))?;
         if !config.is_object() {
             return Err(folder_error(&config_path, "must hold a JSON object"));
         }
@@ -162,7 +162,11 @@ impl HfFolder {
                 .get(name)
                 .map_err(|e| ModelError::Safetensors { path: path.clone(), reason: format!("tensor `{name}`: {e}") })?;
             if view.shape() != expected.as_slice() {
-                return Err(ModelError::ShapeMismatch { name: name.clone(), expected: expected.clone(), found: view.shape().to_vec() });
+                return Err(ModelError::ShapeMismatch {
+                    name: name.clone(),
+                    expected: expected.clone(),
+                    found: view.shape().to_vec(),
+                });
             }
             views.push((path, view));
         }
@@ -170,10 +174,16 @@ impl HfFolder {
             .iter()
             .zip(views)
             .map(|((name, _), (path, view))| {
-                let bad = |reason: String| ModelError::Safetensors { path: path.clone(), reason: format!("tensor `{name}`: {reason}") };
+                let bad = |reason: String| ModelError::Safetensors {
+                    path: path.clone(),
+                    reason: format!("tensor `{name}`: {reason}"),
+                };
                 let t = view.load(device).map_err(|e| bad(e.to_string()))?;
                 if !matches!(t.dtype(), DType::F32 | DType::F16 | DType::BF16 | DType::F64) {
-                    return Err(bad(format!("dtype {:?} is not a floating-point type (expected f32, f16 or bf16)", t.dtype())));
+                    return Err(bad(format!(
+                        "dtype {:?} is not a floating-point type (expected f32, f16 or bf16)",
+                        t.dtype()
+                    )));
                 }
                 let t = t.to_dtype(DType::F32)?;
                 if !t.sum_all()?.to_scalar::<f32>()?.is_finite() {
@@ -197,14 +207,16 @@ fn folder_error(path: &Path, problem: &str) -> ModelError {
 /// The distinct shard files named by an index's `weight_map`, in first-seen order.
 fn shard_files(dir: &Path, index: &Path) -> Result<Vec<PathBuf>> {
     let text = std::fs::read_to_string(index).map_err(|e| folder_error(index, &format!("cannot read: {e}")))?;
-    let json: Value = serde_json::from_str(&text).map_err(|e| folder_error(index, &format!("is not valid JSON: {e}")))?;
+    let json: Value =
+        serde_json::from_str(&text).map_err(|e| folder_error(index, &format!("is not valid JSON: {e}")))?;
     let map = json
         .get("weight_map")
         .and_then(Value::as_object)
         .ok_or_else(|| folder_error(index, "has no `weight_map` object"))?;
     let mut files: Vec<String> = Vec::new();
     for (name, file) in map {
-        let file = file.as_str().ok_or_else(|| folder_error(index, &format!("`weight_map[{name:?}]` is not a file name")))?;
+        let file =
+            file.as_str().ok_or_else(|| folder_error(index, &format!("`weight_map[{name:?}]` is not a file name")))?;
         if file.contains('/') || file.contains('\\') || file == ".." {
             return Err(folder_error(index, &format!("shard {file:?} must be a file name inside the folder")));
         }

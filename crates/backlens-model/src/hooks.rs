@@ -200,7 +200,18 @@ mod tests {
         let projectable: Vec<String> = Site::all().filter(|s| s.in_residual_basis()).map(|s| s.to_string()).collect();
         assert_eq!(
             projectable,
-            ["attn.q.input", "attn.k.input", "attn.v.input", "attn.o.vjp", "mlp.gate.input", "mlp.up.input", "mlp.down.vjp", "block.input", "block.output", "block.vjp"]
+            [
+                "attn.q.input",
+                "attn.k.input",
+                "attn.v.input",
+                "attn.o.vjp",
+                "mlp.gate.input",
+                "mlp.up.input",
+                "mlp.down.vjp",
+                "block.input",
+                "block.output",
+                "block.vjp"
+            ]
         );
     }
 

@@ -50,7 +50,13 @@ pub fn all_token_logits(h: &Tensor, final_norm: &Norm, unembed: &Tensor) -> Resu
 /// The slot of `module`'s weight in a block's weight array, or an error naming the weight when the
 /// layer is out of range or the architecture has no such module (`index` is `None`, explained by
 /// `missing`).
-pub(crate) fn weight_slot(layer: usize, n_layers: usize, module: Module, index: Option<usize>, missing: &str) -> Result<usize> {
+pub(crate) fn weight_slot(
+    layer: usize,
+    n_layers: usize,
+    module: Module,
+    index: Option<usize>,
+    missing: &str,
+) -> Result<usize> {
     let name = format!("layers.{layer}.{}", module.name());
     if layer >= n_layers {
         return Err(ModelError::HookName { name, reason: format!("the model has {n_layers} layers") });

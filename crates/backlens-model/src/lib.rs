@@ -59,7 +59,9 @@ macro_rules! impl_language_model {
                     vocab_size: self.config.vocab_size,
                     context_length: self.config.context_length,
                 };
-                $crate::trace::all_logits(token_ids, limits, &self.final_norm, &self.unembed, |rec| self.hidden(rec, token_ids))
+                $crate::trace::all_logits(token_ids, limits, &self.final_norm, &self.unembed, |rec| {
+                    self.hidden(rec, token_ids)
+                })
             }
             fn weight(&self, layer: usize, module: $crate::Module) -> $crate::Result<&candle_core::Tensor> {
                 $ty::weight(self, layer, module)
@@ -90,9 +92,9 @@ pub mod hf_folder;
 pub mod hooks;
 pub mod layers;
 mod llama;
-pub mod tokenizer;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tokenizer;
 pub mod trace;
 
 pub use backlens_ops::Norm;

@@ -10,9 +10,9 @@
 //! records which ([`RopeLayout`]).
 
 use crate::config::{LlamaConfig, RopeLayout};
-use crate::hf_folder::HfFolder;
 use crate::error::Result;
 use crate::gguf::GgufFile;
+use crate::hf_folder::HfFolder;
 use crate::hooks::{Kind, Module};
 use crate::layers;
 use crate::tokenizer::TextTokenizer;
@@ -175,7 +175,13 @@ impl Llama {
     }
 
     /// Builds the model from tensors in [`tensor_specs`] order.
-    fn assemble(name: String, config: LlamaConfig, tokenizer: TextTokenizer, tied: bool, tensors: Vec<Tensor>) -> Llama {
+    fn assemble(
+        name: String,
+        config: LlamaConfig,
+        tokenizer: TextTokenizer,
+        tied: bool,
+        tensors: Vec<Tensor>,
+    ) -> Llama {
         let mut tensors = tensors.into_iter();
         let mut next = || tensors.next().expect("one tensor per spec");
         let rms = |weight: Tensor| Norm::Rms { weight, eps: config.rms_eps };
@@ -241,7 +247,14 @@ impl Llama {
     ///
     /// # Shapes
     /// - `x`: (T, d) normalised residual; returns (T, d)
-    fn attention(&self, rec: &mut Recorder, l: usize, x: &Tensor, rope: &(Tensor, Tensor), mask: &Tensor) -> Result<Tensor> {
+    fn attention(
+        &self,
+        rec: &mut Recorder,
+        l: usize,
+        x: &Tensor,
+        rope: &(Tensor, Tensor),
+        mask: &Tensor,
+    ) -> Result<Tensor> {
         let c = &self.config;
         let (t, hd) = (x.dim(0)?, c.head_dim());
         let b = &self.blocks[l];
@@ -259,7 +272,7 @@ impl Llama {
         let q = rotate(&q, &rope.0, &rope.1)?.squeeze(0)?; // (H, T, hd)
         let k = rotate(&k, &rope.0, &rope.1)?.squeeze(0)?; // (KV, T, hd)
         let v = v.squeeze(0)?; // (KV, T, hd)
-        // Grouped-query attention: query head h reads KV head h / (H / KV).
+                               // Grouped-query attention: query head h reads KV head h / (H / KV).
         let repeat = |kv: Tensor| -> Result<Tensor> {
             let rep = c.n_heads / c.n_kv_heads;
             Ok(kv.unsqueeze(1)?.broadcast_as((c.n_kv_heads, rep, t, hd))?.reshape((c.n_heads, t, hd))?)
@@ -286,7 +299,8 @@ impl Llama {
     /// # Shapes
     /// - returns (V): logits of the next token after the last prompt token
     fn forward(&self, rec: &mut Recorder, token_ids: &[u32]) -> Result<Tensor> {
-        layers::last_token_logits(&self.hidden(rec, token_ids)?, &self.final_norm, &self.unembed) // (V)
+        layers::last_token_logits(&self.hidden(rec, token_ids)?, &self.final_norm, &self.unembed)
+        // (V)
     }
 
     /// The residual stream after the last block, recording hooks into `rec`.

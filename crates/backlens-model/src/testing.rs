@@ -162,7 +162,8 @@ pub fn word_level_tokenizer(vocab: usize) -> TextTokenizer {
     use tokenizers::models::wordlevel::WordLevel;
     use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
     let pieces = (0..vocab as u32).map(|i| (format!("t{i}"), i)).collect();
-    let model = WordLevel::builder().vocab(pieces).unk_token("t0".to_string()).build().expect("a valid WordLevel vocabulary");
+    let model =
+        WordLevel::builder().vocab(pieces).unk_token("t0".to_string()).build().expect("a valid WordLevel vocabulary");
     let mut inner = tokenizers::Tokenizer::new(model);
     inner.with_pre_tokenizer(Some(WhitespaceSplit));
     TextTokenizer::from_tokenizer(inner)
@@ -175,12 +176,23 @@ pub fn word_level_tokenizer(vocab: usize) -> TextTokenizer {
 pub fn random_llama_with_tensors(spec: TinyLlama, seed: u64) -> (Llama, BTreeMap<String, Tensor>) {
     let mut rng = Rng::new(seed);
     let mut tensors = BTreeMap::new();
-    let name = format!("random-llama-{}l-d{}-h{}kv{}-ff{}-v{}-{:?}{}", spec.n_layers, spec.d_model, spec.n_heads, spec.n_kv_heads, spec.d_ff, spec.vocab, spec.rope, if spec.tied { "-tied" } else { "" });
-    let model = Llama::from_fn(name, spec.config(), word_level_tokenizer(spec.vocab), spec.tied, |name, role, shape| {
-        let t = draw(&mut rng, role, shape, spec.tied);
-        tensors.insert(name.to_string(), t.clone());
-        t
-    });
+    let name = format!(
+        "random-llama-{}l-d{}-h{}kv{}-ff{}-v{}-{:?}{}",
+        spec.n_layers,
+        spec.d_model,
+        spec.n_heads,
+        spec.n_kv_heads,
+        spec.d_ff,
+        spec.vocab,
+        spec.rope,
+        if spec.tied { "-tied" } else { "" }
+    );
+    let model =
+        Llama::from_fn(name, spec.config(), word_level_tokenizer(spec.vocab), spec.tied, |name, role, shape| {
+            let t = draw(&mut rng, role, shape, spec.tied);
+            tensors.insert(name.to_string(), t.clone());
+            t
+        });
     (model, tensors)
 }
 
@@ -195,7 +207,15 @@ pub fn random_llama(spec: TinyLlama, seed: u64) -> Llama {
 pub fn random_gpt2_with_tensors(spec: TinyGpt2, seed: u64) -> (Gpt2, BTreeMap<String, Tensor>) {
     let mut rng = Rng::new(seed);
     let mut tensors = BTreeMap::new();
-    let name = format!("random-gpt2-{}l-d{}-h{}-ff{}-v{}{}", spec.n_layers, spec.d_model, spec.n_heads, spec.d_ff, spec.vocab, if spec.tied { "-tied" } else { "" });
+    let name = format!(
+        "random-gpt2-{}l-d{}-h{}-ff{}-v{}{}",
+        spec.n_layers,
+        spec.d_model,
+        spec.n_heads,
+        spec.d_ff,
+        spec.vocab,
+        if spec.tied { "-tied" } else { "" }
+    );
     let model = Gpt2::from_fn(name, spec.config(), word_level_tokenizer(spec.vocab), spec.tied, |name, role, shape| {
         let t = draw(&mut rng, role, shape, spec.tied);
         tensors.insert(name.to_string(), t.clone());
@@ -271,8 +291,6 @@ pub mod strategies {
     /// two identical values), which lowers the rank of every gradient legitimately.
     pub fn prompt(vocab: usize, len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = (Vec<u32>, u32)> {
         let ids: Vec<u32> = (0..vocab as u32).collect();
-        len.prop_flat_map(move |n| {
-            (proptest::sample::subsequence(ids.clone(), n).prop_shuffle(), 0..vocab as u32)
-        })
+        len.prop_flat_map(move |n| (proptest::sample::subsequence(ids.clone(), n).prop_shuffle(), 0..vocab as u32))
     }
 }

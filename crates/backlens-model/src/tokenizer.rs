@@ -38,9 +38,9 @@ impl TextTokenizer {
             .strings("tokenizer.ggml.merges")?
             .into_iter()
             .map(|m| {
-                m.split_once(' ')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .ok_or_else(|| ModelError::Tokenizer(format!("malformed merge {m:?} (expected two pieces separated by a space)")))
+                m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())).ok_or_else(|| {
+                    ModelError::Tokenizer(format!("malformed merge {m:?} (expected two pieces separated by a space)"))
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let vocab: Vocab = pieces.iter().enumerate().map(|(i, p)| (p.clone(), i as u32)).collect();
@@ -71,7 +71,9 @@ impl TextTokenizer {
                 .filter(|(t, _)| **t == CONTROL_TOKEN)
                 .map(|(_, p)| AddedToken::from(p.clone(), true))
                 .collect();
-            inner.add_special_tokens(special).map_err(|e| ModelError::Tokenizer(format!("adding control tokens: {e}")))?;
+            inner
+                .add_special_tokens(special)
+                .map_err(|e| ModelError::Tokenizer(format!("adding control tokens: {e}")))?;
         }
         Ok(TextTokenizer { inner, pieces })
     }
@@ -81,7 +83,10 @@ impl TextTokenizer {
     /// ids missing from the vocabulary get an empty piece.
     pub fn from_tokenizer_json(path: &std::path::Path) -> Result<TextTokenizer> {
         if !path.is_file() {
-            return Err(ModelError::Tokenizer(format!("{} is missing: the model folder needs its tokenizer.json", path.display())));
+            return Err(ModelError::Tokenizer(format!(
+                "{} is missing: the model folder needs its tokenizer.json",
+                path.display()
+            )));
         }
         let inner = Tokenizer::from_file(path)
             .map_err(|e| ModelError::Tokenizer(format!("{} is not a readable tokenizer.json: {e}", path.display())))?;

@@ -134,7 +134,14 @@ impl<'a> Recorder<'a> {
     ///
     /// # Shapes
     /// - `x`: (T, d_in), `weight`: (d_out, d_in), `bias`: (d_out), returns (T, d_out)
-    pub fn linear(&mut self, layer: usize, module: Module, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    pub fn linear(
+        &mut self,
+        layer: usize,
+        module: Module,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+    ) -> Result<Tensor> {
         self.record(HookPoint { layer, site: Site::new(module, Kind::Input) }, x);
         let y = if self.options.weight_grads.contains(&(layer, module)) {
             let w = Var::from_tensor(weight)?;
@@ -171,7 +178,14 @@ impl<'a> Recorder<'a> {
     }
 
     /// Reads every probe's gradient and builds the trace.
-    pub fn finish(mut self, grads: &GradStore, token_ids: Vec<u32>, target_id: u32, loss: f32, logits: Tensor) -> Result<Trace> {
+    pub fn finish(
+        mut self,
+        grads: &GradStore,
+        token_ids: Vec<u32>,
+        target_id: u32,
+        loss: f32,
+        logits: Tensor,
+    ) -> Result<Trace> {
         for (point, probe) in &self.probes {
             let vjp = match grads.get(probe.as_tensor()) {
                 Some(g) => g.clone(),

@@ -21,7 +21,8 @@ const EPS: f64 = 1e-5;
 const PROMPT: [u32; 6] = [3, 17, 42, 8, 25, 11];
 const TARGET: u32 = 29;
 /// The GPT-2 linear modules (no `mlp.gate`).
-const LINEAR: [Module; 6] = [Module::AttnQ, Module::AttnK, Module::AttnV, Module::AttnO, Module::MlpUp, Module::MlpDown];
+const LINEAR: [Module; 6] =
+    [Module::AttnQ, Module::AttnK, Module::AttnV, Module::AttnO, Module::MlpUp, Module::MlpDown];
 
 // ---------------------------------------------------------------------------------------------
 // A tiny checkpoint in the Hugging Face layout
@@ -160,7 +161,9 @@ fn reference(t: &HashMap<String, Tensor>, ids: &[u32], target: u32) -> Reference
     let dev = Device::Cpu;
     let (n, d, hd) = (ids.len(), D_MODEL, D_MODEL / N_HEAD);
     let ids_t = Tensor::new(ids, &dev).unwrap();
-    let mut h = (t["transformer.wte.weight"].index_select(&ids_t, 0).unwrap() + t["transformer.wpe.weight"].narrow(0, 0, n).unwrap()).unwrap();
+    let mut h = (t["transformer.wte.weight"].index_select(&ids_t, 0).unwrap()
+        + t["transformer.wpe.weight"].narrow(0, 0, n).unwrap())
+    .unwrap();
     let mask: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { f32::NEG_INFINITY } else { 0.0 }).collect();
     let mask = Tensor::from_vec(mask, (n, n), &dev).unwrap();
     let mut probes = Vec::new();
@@ -175,7 +178,8 @@ fn reference(t: &HashMap<String, Tensor>, ids: &[u32], target: u32) -> Reference
             let q = qkv.narrow(1, j * hd, hd).unwrap();
             let k = qkv.narrow(1, d + j * hd, hd).unwrap();
             let v = qkv.narrow(1, 2 * d + j * hd, hd).unwrap();
-            let scores = (q.matmul(&k.t().unwrap()).unwrap() / (hd as f64).sqrt()).unwrap().broadcast_add(&mask).unwrap();
+            let scores =
+                (q.matmul(&k.t().unwrap()).unwrap() / (hd as f64).sqrt()).unwrap().broadcast_add(&mask).unwrap();
             heads.push(candle_nn::ops::softmax(&scores, D::Minus1).unwrap().matmul(&v).unwrap());
         }
         let merged = Tensor::cat(&heads, 1).unwrap(); // (T, d)
@@ -186,7 +190,11 @@ fn reference(t: &HashMap<String, Tensor>, ids: &[u32], target: u32) -> Reference
     }
     let last = h.narrow(0, n - 1, 1).unwrap();
     let unembed = t.get("lm_head.weight").unwrap_or(&t["transformer.wte.weight"]);
-    let logits = ln(&last, &t["transformer.ln_f.weight"], &t["transformer.ln_f.bias"]).matmul(&unembed.t().unwrap()).unwrap().squeeze(0).unwrap();
+    let logits = ln(&last, &t["transformer.ln_f.weight"], &t["transformer.ln_f.bias"])
+        .matmul(&unembed.t().unwrap())
+        .unwrap()
+        .squeeze(0)
+        .unwrap();
     let loss = candle_nn::ops::log_softmax(&logits, D::Minus1).unwrap().i(target as usize).unwrap().neg().unwrap();
     let grads = loss.backward().unwrap();
     let c_attn_vjp = probes.iter().map(|p| grads.get(p.as_tensor()).unwrap().clone()).collect();
@@ -243,8 +251,10 @@ fn forward_matches_an_independent_reference_with_fused_c_attn() {
     assert!(max_abs(&trace.logits) > 0.5);
     // (d) the split of c_attn: the VJPs of q | k | v are the VJP of the fused output.
     for l in 0..N_LAYER {
-        let parts: Vec<Tensor> =
-            [Module::AttnQ, Module::AttnK, Module::AttnV].iter().map(|&m| trace.require(Site::new(m, Kind::Vjp).at(l)).unwrap().clone()).collect();
+        let parts: Vec<Tensor> = [Module::AttnQ, Module::AttnK, Module::AttnV]
+            .iter()
+            .map(|&m| trace.require(Site::new(m, Kind::Vjp).at(l)).unwrap().clone())
+            .collect();
         let fused = Tensor::cat(&parts, 1).unwrap(); // (T, 3d)
         assert!(max_abs(&reference.c_attn_vjp[l]) > 1e-3, "layer {l}: c_attn VJP is degenerate");
         assert_close(&format!("layers.{l} c_attn VJP"), &fused, &reference.c_attn_vjp[l], 1e-6, 1e-4);
@@ -365,7 +375,9 @@ fn finite_differences_match_the_trace_gradient() {
             let norm = grad.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
             assert!(norm > 1e-2, "layers.{layer}.{}: gradient too small to test ({norm})", module.name());
             let random = rng.tensor(w.dims(), 0.0, 1.0);
-            let random = (&random / random.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap() as f64).unwrap();
+            let random = (&random
+                / random.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap() as f64)
+                .unwrap();
             let steepest = (&grad / norm as f64).unwrap();
             for (what, dir) in [("gradient direction", steepest), ("random direction", random)] {
                 let plus = loss_at(layer, module, (&w + (&dir * eps).unwrap()).unwrap());
@@ -385,7 +397,11 @@ fn finite_differences_match_the_trace_gradient() {
     let mut edited = model.clone();
     edited.set_weight(0, Module::MlpUp, model.weight(0, Module::MlpUp).unwrap().zeros_like().unwrap()).unwrap();
     assert!(max_abs(model.weight(0, Module::MlpUp).unwrap()) > 0.0);
-    let err = err_string(edited.set_weight(0, Module::MlpUp, Tensor::zeros((D_MODEL, D_FF), DType::F32, &Device::Cpu).unwrap()));
+    let err = err_string(edited.set_weight(
+        0,
+        Module::MlpUp,
+        Tensor::zeros((D_MODEL, D_FF), DType::F32, &Device::Cpu).unwrap(),
+    ));
     assert!(err.contains("layers.0.mlp.up") && err.contains("[96, 24]"), "{err}");
 }
 
@@ -434,14 +450,18 @@ fn loads_unprefixed_names_untied_lm_head_half_precision_and_shards() {
 
     // f16 and bf16 checkpoints load as f32 values of the stored numbers.
     for dtype in [DType::F16, DType::BF16] {
-        let half: HashMap<String, Tensor> = tensors.iter().map(|(k, v)| (k.clone(), v.to_dtype(dtype).unwrap())).collect();
+        let half: HashMap<String, Tensor> =
+            tensors.iter().map(|(k, v)| (k.clone(), v.to_dtype(dtype).unwrap())).collect();
         let d4 = write_folder("variants-half", &half, &tiny_config());
         let model = load(&d4);
         let expected = half["transformer.h.1.mlp.c_fc.weight"].to_dtype(DType::F32).unwrap().t().unwrap();
         let w = model.weight(1, Module::MlpUp).unwrap();
         assert_eq!(w.dtype(), DType::F32);
         assert_eq!(max_abs_diff(w, &expected), 0.0, "{dtype:?}");
-        assert!(max_abs_diff(w, &tensors["transformer.h.1.mlp.c_fc.weight"].t().unwrap()) > 0.0, "{dtype:?} rounding expected");
+        assert!(
+            max_abs_diff(w, &tensors["transformer.h.1.mlp.c_fc.weight"].t().unwrap()) > 0.0,
+            "{dtype:?} rounding expected"
+        );
     }
 
     // Sharded weights with model.safetensors.index.json.
@@ -456,9 +476,14 @@ fn loads_unprefixed_names_untied_lm_head_half_precision_and_shards() {
         weight_map.insert(k.clone(), json!(format!("model-0000{}-of-00002.safetensors", i + 1)));
     }
     for (i, shard) in shards.iter().enumerate() {
-        candle_core::safetensors::save(shard, d5.path().join(format!("model-0000{}-of-00002.safetensors", i + 1))).unwrap();
+        candle_core::safetensors::save(shard, d5.path().join(format!("model-0000{}-of-00002.safetensors", i + 1)))
+            .unwrap();
     }
-    std::fs::write(d5.path().join("model.safetensors.index.json"), json!({ "metadata": {}, "weight_map": weight_map }).to_string()).unwrap();
+    std::fs::write(
+        d5.path().join("model.safetensors.index.json"),
+        json!({ "metadata": {}, "weight_map": weight_map }).to_string(),
+    )
+    .unwrap();
     let got = load(&d5).trace(&PROMPT, TARGET, &TraceOptions::only([])).unwrap().logits;
     assert_eq!(max_abs_diff(&got, &logits), 0.0, "sharded");
     // A missing shard is named.
@@ -592,7 +617,12 @@ fn loading_errors_are_clear_and_never_panic() {
     let d = write_folder("errors-corrupt", &tensors, &tiny_config());
     let path = d.path().join("model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
-    for (what, content) in [("truncated", &bytes[..bytes.len() / 2]), ("header only", &bytes[..40]), ("garbage", &b"this is not a safetensors file at all"[..]), ("empty", &[][..])] {
+    for (what, content) in [
+        ("truncated", &bytes[..bytes.len() / 2]),
+        ("header only", &bytes[..40]),
+        ("garbage", &b"this is not a safetensors file at all"[..]),
+        ("empty", &[][..]),
+    ] {
         std::fs::write(&path, content).unwrap();
         let err = open(d.path());
         assert!(err.contains("model.safetensors") && err.contains("corrupt"), "{what}: {err}");
@@ -611,6 +641,9 @@ fn prompts_are_checked_against_the_context_and_vocabulary() {
     assert!(matches!(model.trace(&long, TARGET, &TraceOptions::all()), Err(ModelError::PromptTooLong { .. })));
     let full: Vec<u32> = (0..N_POS as u32).collect();
     assert!(model.trace(&full, TARGET, &TraceOptions::only([])).is_ok());
-    assert!(matches!(model.trace(&[1, VOCAB as u32], TARGET, &TraceOptions::all()), Err(ModelError::TokenOutOfRange { .. })));
+    assert!(matches!(
+        model.trace(&[1, VOCAB as u32], TARGET, &TraceOptions::all()),
+        Err(ModelError::TokenOutOfRange { .. })
+    ));
     assert!(matches!(model.trace(&[], TARGET, &TraceOptions::all()), Err(ModelError::EmptyPrompt)));
 }

@@ -49,13 +49,32 @@ proptest! {
 
 #[test]
 fn logits_reject_bad_sequences() {
-    let spec = TinyLlama { n_layers: 1, d_model: 8, n_heads: 2, n_kv_heads: 1, d_ff: 12, vocab: 11, context: 5, rope: RopeLayout::HalfSplit, tied: true };
+    let spec = TinyLlama {
+        n_layers: 1,
+        d_model: 8,
+        n_heads: 2,
+        n_kv_heads: 1,
+        d_ff: 12,
+        vocab: 11,
+        context: 5,
+        rope: RopeLayout::HalfSplit,
+        tied: true,
+    };
     let model = random_llama(spec, 1);
     assert!(matches!(model.logits(&[]), Err(ModelError::EmptyPrompt)));
     assert!(matches!(model.logits(&[1, 2, 3, 4, 5, 6]), Err(ModelError::PromptTooLong { tokens: 6, context: 5 })));
     assert!(matches!(model.logits(&[1, 11]), Err(ModelError::TokenOutOfRange { id: 11, vocab: 11 })));
     let gpt2 = random_gpt2(
-        TinyGpt2 { n_layers: 1, d_model: 8, n_heads: 2, d_ff: 12, vocab: 11, context: 5, activation: backlens_model::Gpt2Activation::GeluTanh, tied: true },
+        TinyGpt2 {
+            n_layers: 1,
+            d_model: 8,
+            n_heads: 2,
+            d_ff: 12,
+            vocab: 11,
+            context: 5,
+            activation: backlens_model::Gpt2Activation::GeluTanh,
+            tied: true,
+        },
         2,
     );
     assert!(matches!(gpt2.logits(&[0, 1, 2, 3, 4, 5]), Err(ModelError::PromptTooLong { .. })));

@@ -9,7 +9,9 @@
 //! - `layers::causal_attention` passes its gradient to q, k and v, matching f64 finite
 //!   differences.
 
-use backlens_model::testing::{random_gpt2_with_tensors, random_llama, random_llama_with_tensors, strategies, TinyGpt2, TinyLlama};
+use backlens_model::testing::{
+    random_gpt2_with_tensors, random_llama, random_llama_with_tensors, strategies, TinyGpt2, TinyLlama,
+};
 use backlens_model::{layers, Gpt2, Gpt2Activation, LanguageModel, Llama, Module, RopeLayout, TraceOptions};
 use candle_core::{DType, Device, Tensor, Var};
 use proptest::prelude::*;
@@ -61,9 +63,16 @@ fn reference_llama(spec: &TinyLlama, t: &BTreeMap<String, Tensor>, ids: &[u32]) 
     };
     for l in 0..spec.n_layers {
         let p = format!("model.layers.{l}.");
-        let (wq, wk, wv, wo) = (w(&format!("{p}self_attn.q_proj.weight")), w(&format!("{p}self_attn.k_proj.weight")), w(&format!("{p}self_attn.v_proj.weight")), w(&format!("{p}self_attn.o_proj.weight")));
-        let normed: Vec<Vec<f64>> = resid.iter().map(|x| rms_norm(x, &g(&format!("{p}input_layernorm.weight")), 1e-5)).collect();
-        let (mut q, mut k): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (normed.iter().map(|x| matvec(&wq, x)).collect(), normed.iter().map(|x| matvec(&wk, x)).collect());
+        let (wq, wk, wv, wo) = (
+            w(&format!("{p}self_attn.q_proj.weight")),
+            w(&format!("{p}self_attn.k_proj.weight")),
+            w(&format!("{p}self_attn.v_proj.weight")),
+            w(&format!("{p}self_attn.o_proj.weight")),
+        );
+        let normed: Vec<Vec<f64>> =
+            resid.iter().map(|x| rms_norm(x, &g(&format!("{p}input_layernorm.weight")), 1e-5)).collect();
+        let (mut q, mut k): (Vec<Vec<f64>>, Vec<Vec<f64>>) =
+            (normed.iter().map(|x| matvec(&wq, x)).collect(), normed.iter().map(|x| matvec(&wk, x)).collect());
         let v: Vec<Vec<f64>> = normed.iter().map(|x| matvec(&wv, x)).collect();
         for (pos, (qp, kp)) in q.iter_mut().zip(k.iter_mut()).enumerate() {
             for head in 0..h {
@@ -77,7 +86,9 @@ fn reference_llama(spec: &TinyLlama, t: &BTreeMap<String, Tensor>, ids: &[u32]) 
             let mut mixed = vec![0.0; d];
             for head in 0..h {
                 let kvh = head / (h / kv);
-                let dot = |j: usize| (0..hd).map(|c| q[i][head * hd + c] * k[j][kvh * hd + c]).sum::<f64>() / (hd as f64).sqrt();
+                let dot = |j: usize| {
+                    (0..hd).map(|c| q[i][head * hd + c] * k[j][kvh * hd + c]).sum::<f64>() / (hd as f64).sqrt()
+                };
                 let scores: Vec<f64> = (0..=i).map(dot).collect();
                 let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
@@ -130,23 +141,53 @@ proptest! {
 
 #[test]
 fn the_two_rope_layouts_give_different_models() {
-    let spec = TinyLlama { n_layers: 1, d_model: 16, n_heads: 2, n_kv_heads: 1, d_ff: 24, vocab: 20, context: 8, rope: RopeLayout::Interleaved, tied: true };
+    let spec = TinyLlama {
+        n_layers: 1,
+        d_model: 16,
+        n_heads: 2,
+        n_kv_heads: 1,
+        d_ff: 24,
+        vocab: 20,
+        context: 8,
+        rope: RopeLayout::Interleaved,
+        tied: true,
+    };
     let ids = [3, 1, 4, 15, 9];
     let a = random_llama(spec, 5).trace(&ids, 2, &TraceOptions::only([])).unwrap();
-    let b = random_llama(TinyLlama { rope: RopeLayout::HalfSplit, ..spec }, 5).trace(&ids, 2, &TraceOptions::only([])).unwrap();
+    let b = random_llama(TinyLlama { rope: RopeLayout::HalfSplit, ..spec }, 5)
+        .trace(&ids, 2, &TraceOptions::only([]))
+        .unwrap();
     let diff = max_diff(&vec1(&a.logits), &vec1(&b.logits));
     assert!(diff > 1e-3, "interleaved and half-split RoPE gave the same logits (max diff {diff:e})");
 }
 
 #[test]
 fn random_models_are_deterministic_in_the_seed_and_canonical_in_layout() {
-    let spec = TinyLlama { n_layers: 2, d_model: 12, n_heads: 3, n_kv_heads: 1, d_ff: 20, vocab: 17, context: 8, rope: RopeLayout::HalfSplit, tied: false };
+    let spec = TinyLlama {
+        n_layers: 2,
+        d_model: 12,
+        n_heads: 3,
+        n_kv_heads: 1,
+        d_ff: 20,
+        vocab: 17,
+        context: 8,
+        rope: RopeLayout::HalfSplit,
+        tied: false,
+    };
     let (a, b, c) = (random_llama(spec, 1), random_llama(spec, 1), random_llama(spec, 2));
     let w = |m: &Llama| vec1(m.weight(1, Module::MlpDown).unwrap());
     assert_eq!(w(&a), w(&b));
     assert_ne!(w(&a), w(&c));
     // (out, in) for every linear module; d_ff, d_model, kv·head_dim and vocab all differ.
-    let expect = [(Module::AttnQ, [12, 12]), (Module::AttnK, [4, 12]), (Module::AttnV, [4, 12]), (Module::AttnO, [12, 12]), (Module::MlpGate, [20, 12]), (Module::MlpUp, [20, 12]), (Module::MlpDown, [12, 20])];
+    let expect = [
+        (Module::AttnQ, [12, 12]),
+        (Module::AttnK, [4, 12]),
+        (Module::AttnV, [4, 12]),
+        (Module::AttnO, [12, 12]),
+        (Module::MlpGate, [20, 12]),
+        (Module::MlpUp, [20, 12]),
+        (Module::MlpDown, [12, 20]),
+    ];
     for (m, dims) in expect {
         assert_eq!(a.weight(0, m).unwrap().dims(), dims, "{}", m.name());
     }
@@ -174,7 +215,12 @@ impl Drop for TempDir {
     }
 }
 
-fn write_checkpoint(dir: &Path, config: serde_json::Value, tensors: &BTreeMap<String, Tensor>, tokenizer_of: &dyn LanguageModel) {
+fn write_checkpoint(
+    dir: &Path,
+    config: serde_json::Value,
+    tensors: &BTreeMap<String, Tensor>,
+    tokenizer_of: &dyn LanguageModel,
+) {
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
     let map: std::collections::HashMap<String, Tensor> = tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     candle_core::safetensors::save(&map, dir.join("model.safetensors")).unwrap();
@@ -205,7 +251,17 @@ fn assert_same_traces(a: &dyn LanguageModel, b: &dyn LanguageModel, modules: &[M
 #[test]
 fn random_llama_is_what_the_hf_loader_reads_from_its_tensors() {
     for tied in [false, true] {
-        let spec = TinyLlama { n_layers: 2, d_model: 12, n_heads: 3, n_kv_heads: 1, d_ff: 20, vocab: 17, context: 8, rope: RopeLayout::HalfSplit, tied };
+        let spec = TinyLlama {
+            n_layers: 2,
+            d_model: 12,
+            n_heads: 3,
+            n_kv_heads: 1,
+            d_ff: 20,
+            vocab: 17,
+            context: 8,
+            rope: RopeLayout::HalfSplit,
+            tied,
+        };
         let (model, tensors) = random_llama_with_tensors(spec, 11);
         let dir = TempDir::new("llama");
         let config = serde_json::json!({
@@ -223,7 +279,16 @@ fn random_llama_is_what_the_hf_loader_reads_from_its_tensors() {
 /// [in, out], q | k | v fused column-wise into `c_attn`), load into the same model.
 #[test]
 fn random_gpt2_is_what_the_hf_loader_reads_from_its_conv1d_layout() {
-    let spec = TinyGpt2 { n_layers: 2, d_model: 12, n_heads: 3, d_ff: 20, vocab: 17, context: 8, activation: Gpt2Activation::GeluTanh, tied: false };
+    let spec = TinyGpt2 {
+        n_layers: 2,
+        d_model: 12,
+        n_heads: 3,
+        d_ff: 20,
+        vocab: 17,
+        context: 8,
+        activation: Gpt2Activation::GeluTanh,
+        tied: false,
+    };
     let (model, t) = random_gpt2_with_tensors(spec, 13);
     let conv1d = |name: &str| t[name].t().unwrap().contiguous().unwrap(); // (out, in) -> [in, out]
     let mut hf = BTreeMap::new();

@@ -44,13 +44,7 @@ impl CustomOp2 for InputGradOnlyMatmul {
         Ok((y, Shape::from((m, n))))
     }
 
-    fn bwd(
-        &self,
-        _x: &Tensor,
-        w: &Tensor,
-        _y: &Tensor,
-        grad_y: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, _x: &Tensor, w: &Tensor, _y: &Tensor, grad_y: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         // dL/dx = g W; dL/dW deliberately not computed.
         Ok((Some(grad_y.matmul(w)?), None))
     }

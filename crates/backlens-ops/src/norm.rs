@@ -55,11 +55,9 @@ impl Norm {
     pub fn to_dtype(&self, dtype: candle_core::DType) -> Result<Norm> {
         Ok(match self {
             Norm::Rms { weight, eps } => Norm::Rms { weight: weight.to_dtype(dtype)?, eps: *eps },
-            Norm::Layer { weight, bias, eps } => Norm::Layer {
-                weight: weight.to_dtype(dtype)?,
-                bias: bias.to_dtype(dtype)?,
-                eps: *eps,
-            },
+            Norm::Layer { weight, bias, eps } => {
+                Norm::Layer { weight: weight.to_dtype(dtype)?, bias: bias.to_dtype(dtype)?, eps: *eps }
+            }
         })
     }
 }

@@ -41,8 +41,7 @@ fn check_input_gradient(f: impl Fn(&Tensor) -> Result<Tensor>, x: &Tensor) -> Re
         plus[i] += h;
         let mut minus = flat.clone();
         minus[i] -= h;
-        let fd = (loss(&Tensor::from_vec(plus, x.dims(), &DEV)?)?
-            - loss(&Tensor::from_vec(minus, x.dims(), &DEV)?)?)
+        let fd = (loss(&Tensor::from_vec(plus, x.dims(), &DEV)?)? - loss(&Tensor::from_vec(minus, x.dims(), &DEV)?)?)
             / (2.0 * h);
         let err = (fd - analytic[i]).abs() / (1e-6 + fd.abs());
         worst = worst.max(err);
@@ -122,7 +121,8 @@ fn linear_rejects_mismatched_features() {
 /// # Shapes
 /// Returns (cos, sin), each (t, half).
 fn rope_tables(t: usize, half: usize, dtype: DType) -> Result<(Tensor, Tensor)> {
-    let angles: Vec<f64> = (0..t).flat_map(|p| (0..half).map(move |i| p as f64 * 10_000f64.powf(-(i as f64) / half as f64))).collect();
+    let angles: Vec<f64> =
+        (0..t).flat_map(|p| (0..half).map(move |i| p as f64 * 10_000f64.powf(-(i as f64) / half as f64))).collect();
     let angles = Tensor::from_vec(angles, (t, half), &DEV)?.to_dtype(dtype)?;
     Ok((angles.cos()?, angles.sin()?))
 }
@@ -169,7 +169,10 @@ fn rope_layouts_pair_the_documented_dimensions_and_match_the_fused_kernels() -> 
     let half_split = rotate(&|i| (i, i + hd / 2));
     assert!(max_diff(&candle_nn::rotary_emb::rope_i_slow(&x, &cos, &sin)?, &interleaved)? < 1e-12);
     assert!(max_diff(&candle_nn::rotary_emb::rope_slow(&x, &cos, &sin)?, &half_split)? < 1e-12);
-    assert!(max_diff(&candle_nn::rotary_emb::rope_i_slow(&x, &cos, &sin)?, &half_split)? > 1e-2, "the layouts must differ");
+    assert!(
+        max_diff(&candle_nn::rotary_emb::rope_i_slow(&x, &cos, &sin)?, &half_split)? > 1e-2,
+        "the layouts must differ"
+    );
     assert!(max_diff(&candle_nn::rotary_emb::rope_i(&x, &cos, &sin)?, &interleaved)? < 1e-12);
     assert!(max_diff(&candle_nn::rotary_emb::rope(&x, &cos, &sin)?, &half_split)? < 1e-12);
     Ok(())

@@ -12,29 +12,13 @@ fn wave(a: usize, b: usize) -> f32 {
 }
 
 fn main() -> Result<(), PlotError> {
-    let tokens = [
-        "The", " capital", " of", " France", " is", " Paris", ".", " It", " has", " the",
-    ];
+    let tokens = ["The", " capital", " of", " France", " is", " Paris", ".", " It", " has", " the"];
     let small = Heatmap {
         title: "|δ| per layer and token (synthetic)".into(),
-        row_labels: ["subject first", "subject last", "further", "last", "all"]
-            .map(String::from)
-            .to_vec(),
-        col_labels: (0..30)
-            .map(|c| tokens[c % tokens.len()].to_owned())
-            .collect(),
+        row_labels: ["subject first", "subject last", "further", "last", "all"].map(String::from).to_vec(),
+        col_labels: (0..30).map(|c| tokens[c % tokens.len()].to_owned()).collect(),
         values: (0..5)
-            .map(|r| {
-                (0..30)
-                    .map(|c| {
-                        if r == 2 && c % 7 == 3 {
-                            f32::NAN
-                        } else {
-                            wave(r, c)
-                        }
-                    })
-                    .collect()
-            })
+            .map(|r| (0..30).map(|c| if r == 2 && c % 7 == 3 { f32::NAN } else { wave(r, c) }).collect())
             .collect(),
         x_label: "prompt token".into(),
         y_label: "segment".into(),
@@ -53,8 +37,7 @@ fn main() -> Result<(), PlotError> {
                 (0..n)
                     .map(|j| {
                         let d = (i as f32 - j as f32).abs();
-                        (-d / 6.0).exp()
-                            - 0.25 * ((i + j) as f32 * 0.3).sin() * (d > 0.0) as u8 as f32
+                        (-d / 6.0).exp() - 0.25 * ((i + j) as f32 * 0.3).sin() * (d > 0.0) as u8 as f32
                     })
                     .collect()
             })
@@ -71,17 +54,7 @@ fn main() -> Result<(), PlotError> {
         row_labels: (0..6).map(|l| l.to_string()).collect(),
         col_labels: (0..8).map(|l| l.to_string()).collect(),
         values: (0..6)
-            .map(|i| {
-                (0..8)
-                    .map(|j| {
-                        if i == j {
-                            f32::NAN
-                        } else {
-                            (i as f32 - j as f32) * 0.123
-                        }
-                    })
-                    .collect()
-            })
+            .map(|i| (0..8).map(|j| if i == j { f32::NAN } else { (i as f32 - j as f32) * 0.123 }).collect())
             .collect(),
         x_label: "x".into(),
         y_label: "y".into(),
@@ -95,11 +68,7 @@ fn main() -> Result<(), PlotError> {
         row_labels: (0..6).rev().map(|l| format!("layer {l}")).collect(),
         col_labels: (0..1536).map(|c| c.to_string()).collect(),
         values: (0..6)
-            .map(|r| {
-                (0..1536)
-                    .map(|c| wave(c % 97, r) * if c % 211 == 0 { 5.0 } else { 1.0 })
-                    .collect()
-            })
+            .map(|r| (0..1536).map(|c| wave(c % 97, r) * if c % 211 == 0 { 5.0 } else { 1.0 }).collect())
             .collect(),
         x_label: "neuron".into(),
         y_label: "layer".into(),
@@ -112,9 +81,7 @@ fn main() -> Result<(), PlotError> {
         title: "tall".into(),
         row_labels: (0..1536).map(|c| c.to_string()).collect(),
         col_labels: (0..6).map(|l| format!("L{l}")).collect(),
-        values: (0..1536)
-            .map(|r| (0..6).map(|c| wave(r % 89, c) - 0.8).collect())
-            .collect(),
+        values: (0..1536).map(|r| (0..6).map(|c| wave(r % 89, c) - 0.8).collect()).collect(),
         x_label: "layer".into(),
         y_label: "neuron".into(),
         value_label: "signed value".into(),
@@ -124,30 +91,13 @@ fn main() -> Result<(), PlotError> {
     };
     let segments = Heatmap {
         title: "mean |δ| by prompt segment (synthetic)".into(),
-        row_labels: [
-            "subject first",
-            "subject middle",
-            "subject last",
-            "further",
-            "last",
-            "first",
-        ]
-        .iter()
-        .map(|s| format!("{s} (120)"))
-        .collect(),
+        row_labels: ["subject first", "subject middle", "subject last", "further", "last", "first"]
+            .iter()
+            .map(|s| format!("{s} (120)"))
+            .collect(),
         col_labels: (0..30).map(|l| l.to_string()).collect(),
         values: (0..6)
-            .map(|r| {
-                (0..30)
-                    .map(|c| {
-                        if r == 1 && c < 3 {
-                            f32::NAN
-                        } else {
-                            wave(r + 2, c)
-                        }
-                    })
-                    .collect()
-            })
+            .map(|r| (0..30).map(|c| if r == 1 && c < 3 { f32::NAN } else { wave(r + 2, c) }).collect())
             .collect(),
         x_label: "layer".into(),
         y_label: "prompt segment (prompts)".into(),
@@ -162,40 +112,28 @@ fn main() -> Result<(), PlotError> {
         title: "Normalized rank of the target in δ (synthetic)".into(),
         x_label: "normalized layer".into(),
         y_label: "normalized rank (1 = least likely)".into(),
-        series: [
-            "target (mean)",
-            "target (median)",
-            "original answer (mean)",
-            "original answer (median)",
-            "random",
-        ]
-        .iter()
-        .enumerate()
-        .map(|(k, name)| Series {
-            name: name.to_string(),
-            points: (0..layers)
-                .map(|l| {
-                    let y = if k == 1 && (12..15).contains(&l) {
-                        f64::NAN
-                    } else {
-                        0.5 + (k as f64 - 2.0) * 0.1 * norm(l) + 0.05 * ((l + k) as f64).sin()
-                    };
-                    (norm(l), y)
-                })
-                .collect(),
-        })
-        .collect(),
+        series: ["target (mean)", "target (median)", "original answer (mean)", "original answer (median)", "random"]
+            .iter()
+            .enumerate()
+            .map(|(k, name)| Series {
+                name: name.to_string(),
+                points: (0..layers)
+                    .map(|l| {
+                        let y = if k == 1 && (12..15).contains(&l) {
+                            f64::NAN
+                        } else {
+                            0.5 + (k as f64 - 2.0) * 0.1 * norm(l) + 0.05 * ((l + k) as f64).sin()
+                        };
+                        (norm(l), y)
+                    })
+                    .collect(),
+            })
+            .collect(),
         x_range: Some((0.0, 1.0)),
         y_range: Some((0.0, 1.0)),
         reference_lines: vec![
-            ReferenceLine {
-                y: 0.5,
-                label: "chance".into(),
-            },
-            ReferenceLine {
-                y: 0.985,
-                label: "paper: 98.5%".into(),
-            },
+            ReferenceLine { y: 0.5, label: "chance".into() },
+            ReferenceLine { y: 0.985, label: "paper: 98.5%".into() },
         ],
     };
     let pictures: Vec<(&str, Picture)> = vec![

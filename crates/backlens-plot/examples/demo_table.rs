@@ -7,16 +7,7 @@
 use backlens_plot::{readable_token, Cell, PlotError, TokenTable};
 
 fn main() -> Result<(), PlotError> {
-    let prompt = [
-        "The",
-        "Ġcapital",
-        "Ġof",
-        "ĠFrance",
-        "Ġis",
-        "Ċ",
-        "âĢĻs",
-        "Ġ<&>",
-    ];
+    let prompt = ["The", "Ġcapital", "Ġof", "ĠFrance", "Ġis", "Ċ", "âĢĻs", "Ġ<&>"];
     let lens_pieces = [
         "ĠParis",
         "Ġthe",

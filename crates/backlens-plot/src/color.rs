@@ -5,25 +5,13 @@
 ///
 /// Every channel is non-increasing along the stops, so interpolated colours get darker
 /// monotonically: a larger value never looks lighter.
-const STOPS: [[u8; 3]; 6] = [
-    [255, 255, 255],
-    [254, 224, 210],
-    [252, 146, 114],
-    [222, 45, 38],
-    [165, 15, 21],
-    [103, 0, 13],
-];
+const STOPS: [[u8; 3]; 6] =
+    [[255, 255, 255], [254, 224, 210], [252, 146, 114], [222, 45, 38], [165, 15, 21], [103, 0, 13]];
 
 /// Colour stops from 0 (white) to 1 (dark blue), close to ColorBrewer's "Blues" and matched in
 /// lightness to [`STOPS`], for the negative half of the diverging scale.
-const BLUE_STOPS: [[u8; 3]; 6] = [
-    [255, 255, 255],
-    [222, 235, 247],
-    [158, 202, 225],
-    [66, 146, 198],
-    [8, 81, 156],
-    [8, 48, 107],
-];
+const BLUE_STOPS: [[u8; 3]; 6] =
+    [[255, 255, 255], [222, 235, 247], [158, 202, 225], [66, 146, 198], [8, 81, 156], [8, 48, 107]];
 
 /// Fill of heatmap cells without a value (NaN): a neutral light grey, distinct from both
 /// scales' white and their lightest tints.
@@ -67,11 +55,7 @@ impl ColorMap {
     pub(crate) fn color(self, value: f32) -> Rgb {
         match self {
             Self::Sequential { lo, hi } => {
-                let t = if hi > lo && value.is_finite() {
-                    ((value - lo) / (hi - lo)).clamp(0.0, 1.0)
-                } else {
-                    0.0
-                };
+                let t = if hi > lo && value.is_finite() { ((value - lo) / (hi - lo)).clamp(0.0, 1.0) } else { 0.0 };
                 scale_color(t)
             }
             Self::Diverging { lo, hi } => {
@@ -111,11 +95,7 @@ pub(crate) fn diverging_color(s: f32) -> Rgb {
 /// Values are clamped to `[0, max]`; a zero (or non-finite) `max` gives white, so an
 /// all-zero table draws as blank cells rather than failing.
 pub(crate) fn fill_color(value: f32, max: f32) -> Rgb {
-    let t = if max > 0.0 && max.is_finite() && value.is_finite() {
-        (value / max).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
+    let t = if max > 0.0 && max.is_finite() && value.is_finite() { (value / max).clamp(0.0, 1.0) } else { 0.0 };
     scale_color(t)
 }
 
@@ -187,11 +167,7 @@ mod tests {
         for i in 1..=1000 {
             let c = scale_color(i as f32 / 1000.0);
             for k in 0..3 {
-                assert!(
-                    c[k] <= prev[k],
-                    "channel {k} rose at t={}",
-                    i as f32 / 1000.0
-                );
+                assert!(c[k] <= prev[k], "channel {k} rose at t={}", i as f32 / 1000.0);
             }
             let l = luminance(c);
             assert!(l <= prev_l);
@@ -216,10 +192,7 @@ mod tests {
         assert_eq!(m.bar_color(1.0), [103, 0, 13]);
         // The blue half darkens monotonically too.
         for i in 1..=100 {
-            let (a, b) = (
-                diverging_color(-(i - 1) as f32 / 100.0),
-                diverging_color(-i as f32 / 100.0),
-            );
+            let (a, b) = (diverging_color(-(i - 1) as f32 / 100.0), diverging_color(-i as f32 / 100.0));
             assert!(luminance(b) <= luminance(a));
         }
     }
@@ -230,10 +203,7 @@ mod tests {
         assert_eq!(m.color(-1.0), [255, 255, 255]);
         assert_eq!(m.color(3.0), [103, 0, 13]);
         assert_eq!(m.color(1.0), scale_color(0.5));
-        assert_eq!(
-            ColorMap::Sequential { lo: 0.0, hi: 0.0 }.color(5.0),
-            [255; 3]
-        );
+        assert_eq!(ColorMap::Sequential { lo: 0.0, hi: 0.0 }.color(5.0), [255; 3]);
         assert_eq!(m.color(2.0), fill_color(3.0, 4.0));
     }
 

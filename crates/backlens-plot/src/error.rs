@@ -34,9 +34,7 @@ pub enum PlotError {
     },
     /// A token-table cell value is NaN, infinite or negative; the table's colour scale needs
     /// finite values >= 0.
-    #[error(
-        "cell ({row}, {col}) of the token table has value {value}; values must be finite and >= 0"
-    )]
+    #[error("cell ({row}, {col}) of the token table has value {value}; values must be finite and >= 0")]
     InvalidValue {
         /// Row of the cell (0 = top row).
         row: usize,
@@ -46,9 +44,7 @@ pub enum PlotError {
         value: f32,
     },
     /// A heatmap value is infinite; heatmap values must be finite, or NaN for "no value".
-    #[error(
-        "cell ({row}, {col}) of the heatmap is {value}; values must be finite, or NaN for no value"
-    )]
+    #[error("cell ({row}, {col}) of the heatmap is {value}; values must be finite, or NaN for no value")]
     InfiniteValue {
         /// Row of the cell (0 = top row).
         row: usize,
@@ -71,9 +67,7 @@ pub enum PlotError {
         requirement: &'static str,
     },
     /// A line-chart point has a non-finite x or an infinite y (a NaN y is a gap and allowed).
-    #[error(
-        "point {index} of series {series} is ({x}, {y}); x must be finite and y finite or NaN (a gap)"
-    )]
+    #[error("point {index} of series {series} is ({x}, {y}); x must be finite and y finite or NaN (a gap)")]
     InvalidPoint {
         /// Index of the series in `LineChart::series`.
         series: usize,

@@ -4,9 +4,8 @@ use plotters::style::text_anchor::HPos;
 
 use crate::color::{text_color, ColorMap, NO_VALUE};
 use crate::render::{
-    checked_size, figure_methods, format_tick, format_value, max_text_width, nice_stride,
-    nice_ticks, ColorBar, ColorBarLayout, Figure, Painter, ANNOTATION_EM, CELL_EM, GRID_LINE, INK,
-    LEGEND_EM, TITLE_EM,
+    checked_size, figure_methods, format_tick, format_value, max_text_width, nice_stride, nice_ticks, ColorBar,
+    ColorBarLayout, Figure, Painter, ANNOTATION_EM, CELL_EM, GRID_LINE, INK, LEGEND_EM, TITLE_EM,
 };
 use crate::text::{BundledFont, TextBackend};
 use crate::PlotError;
@@ -82,25 +81,14 @@ impl Heatmap {
         let rows = self.values.len();
         let cols = self.col_labels.len();
         if self.row_labels.len() != rows {
-            return Err(PlotError::RowLabelCount {
-                labels: self.row_labels.len(),
-                rows,
-            });
+            return Err(PlotError::RowLabelCount { labels: self.row_labels.len(), rows });
         }
         for (row, values) in self.values.iter().enumerate() {
             if values.len() != cols {
-                return Err(PlotError::RaggedRow {
-                    row,
-                    len: values.len(),
-                    expected: cols,
-                });
+                return Err(PlotError::RaggedRow { row, len: values.len(), expected: cols });
             }
             if let Some(col) = values.iter().position(|v| v.is_infinite()) {
-                return Err(PlotError::InfiniteValue {
-                    row,
-                    col,
-                    value: values[col],
-                });
+                return Err(PlotError::InfiniteValue { row, col, value: values[col] });
             }
         }
         if rows == 0 || cols == 0 {
@@ -132,11 +120,7 @@ impl Heatmap {
     }
 
     fn finite_values(&self) -> impl Iterator<Item = f32> + '_ {
-        self.values
-            .iter()
-            .flatten()
-            .copied()
-            .filter(|v| v.is_finite())
+        self.values.iter().flatten().copied().filter(|v| v.is_finite())
     }
 
     fn has_missing(&self) -> bool {
@@ -148,11 +132,8 @@ impl Heatmap {
         match self.scale {
             ColorScale::Sequential => {
                 let (lo, hi) = self.range.unwrap_or_else(|| {
-                    let (min, max) = self
-                        .finite_values()
-                        .fold((0.0f32, f32::NEG_INFINITY), |(lo, hi), v| {
-                            (lo.min(v), hi.max(v))
-                        });
+                    let (min, max) =
+                        self.finite_values().fold((0.0f32, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
                     if max > min {
                         (min, max)
                     } else {
@@ -280,11 +261,7 @@ impl Figure for Heatmap {
         // Cell size at scale 1 (so that the PNG is the SVG scaled), capped by the grid size.
         let annotation_w = if self.annotate {
             let texts: Vec<String> = self.finite_values().map(format_value).collect();
-            f64::from(max_text_width(
-                font,
-                texts.iter().map(String::as_str),
-                ANNOTATION_EM,
-            )) + 8.0
+            f64::from(max_text_width(font, texts.iter().map(String::as_str), ANNOTATION_EM)) + 8.0
         } else {
             0.0
         };
@@ -298,25 +275,15 @@ impl Figure for Heatmap {
         // Labels: every k-th, k chosen so that neighbours never overlap.
         let line_pitch = label_em * 1.3;
         let row_stride = nice_stride(line_pitch / cell_h);
-        let row_label_w = max_text_width(
-            font,
-            self.row_labels
-                .iter()
-                .step_by(row_stride)
-                .map(String::as_str),
-            label_em,
-        );
+        let row_label_w =
+            max_text_width(font, self.row_labels.iter().step_by(row_stride).map(String::as_str), label_em);
         let widest_col = max_text_width(font, self.col_labels.iter().map(String::as_str), label_em);
         let horizontal_stride = nice_stride(f64::from(widest_col + px(6.0)) / cell_w);
         let vertical_stride = nice_stride(line_pitch / cell_w);
         // Vertical text only when it shows every label and horizontal text would not.
         let col_vertical = horizontal_stride > 1 && vertical_stride == 1;
         let col_stride = if col_vertical { 1 } else { horizontal_stride };
-        let col_label_h = if col_vertical {
-            widest_col + pad
-        } else {
-            px(18.0)
-        };
+        let col_label_h = if col_vertical { widest_col + pad } else { px(18.0) };
         // How far horizontal column labels stick out past the grid's ends.
         let (mut over_left, mut over_right) = (0, 0);
         if !col_vertical {
@@ -339,11 +306,8 @@ impl Figure for Heatmap {
             y += px(26.0);
         }
         let grid_y = y;
-        let col_label_y = if col_vertical {
-            grid_y + grid_h + tick_len + px(3.0)
-        } else {
-            grid_y + grid_h + tick_len + px(10.0)
-        };
+        let col_label_y =
+            if col_vertical { grid_y + grid_h + tick_len + px(3.0) } else { grid_y + grid_h + tick_len + px(10.0) };
         let mut y = grid_y + grid_h + tick_len + px(2.0) + col_label_h;
         let x_label_y = y + px(14.0);
         if !self.x_label.is_empty() {
@@ -365,10 +329,7 @@ impl Figure for Heatmap {
         let x_label_w = max_text_width(font, [self.x_label.as_str()], axis_em);
         let content_right = (grid_right + i64::from(over_right))
             .max(i64::from(grid_x) + i64::from(x_label_w))
-            .max(
-                i64::from(margin)
-                    + i64::from(max_text_width(font, [self.title.as_str()], title_em)),
-            )
+            .max(i64::from(margin) + i64::from(max_text_width(font, [self.title.as_str()], title_em)))
             .max(i64::from(margin) + i64::from(legend.width))
             .max(i64::from(margin) + i64::from(y_label_w));
         let width = content_right + i64::from(margin);
@@ -376,19 +337,14 @@ impl Figure for Heatmap {
         let (width, height) = checked_size(width, height)?;
 
         // The x caption is centred under the grid unless that would push it off the page.
-        let x_label_cx = (grid_x + grid_w / 2)
-            .max(margin + x_label_w / 2)
-            .min(width as i32 - margin - x_label_w / 2);
+        let x_label_cx = (grid_x + grid_w / 2).max(margin + x_label_w / 2).min(width as i32 - margin - x_label_w / 2);
         let y_label = if self.y_label.is_empty() {
             YLabel::None
         } else if y_label_above {
             YLabel::Above { y: y_label_above_y }
         } else {
             // Centred on the grid, or from its top edge down when it is longer than the grid.
-            YLabel::Vertical {
-                x: y_label_x,
-                y: grid_y + grid_h.max(y_label_w) / 2,
-            }
+            YLabel::Vertical { x: y_label_x, y: grid_y + grid_h.max(y_label_w) / 2 }
         };
         Ok(HeatmapLayout {
             width,
@@ -425,18 +381,8 @@ impl Figure for Heatmap {
         (l.width, l.height)
     }
 
-    fn draw<B: TextBackend>(
-        &self,
-        p: &mut Painter<'_, B>,
-        l: &HeatmapLayout,
-    ) -> Result<(), PlotError> {
-        p.text(
-            &self.title,
-            (l.width as i32 / 2, l.title_y),
-            l.title_em,
-            HPos::Center,
-            INK,
-        )?;
+    fn draw<B: TextBackend>(&self, p: &mut Painter<'_, B>, l: &HeatmapLayout) -> Result<(), PlotError> {
+        p.text(&self.title, (l.width as i32 / 2, l.title_y), l.title_em, HPos::Center, INK)?;
 
         for (r, row) in self.values.iter().enumerate() {
             let (ya, yb) = (l.y_edge(r), l.y_edge(r + 1));
@@ -484,12 +430,8 @@ impl Figure for Heatmap {
         p.text(&self.x_label, l.x_label_at, l.axis_em, HPos::Center, INK)?;
         match l.y_label {
             YLabel::None => {}
-            YLabel::Vertical { x, y } => {
-                p.vertical_text(&self.y_label, (x, y), l.axis_em, HPos::Center, INK)?
-            }
-            YLabel::Above { y } => {
-                p.text(&self.y_label, (l.margin, y), l.axis_em, HPos::Left, INK)?
-            }
+            YLabel::Vertical { x, y } => p.vertical_text(&self.y_label, (x, y), l.axis_em, HPos::Center, INK)?,
+            YLabel::Above { y } => p.text(&self.y_label, (l.margin, y), l.axis_em, HPos::Left, INK)?,
         }
 
         l.bar.draw(p, &l.legend, (l.margin, l.legend_y))

@@ -5,8 +5,8 @@ use plotters::style::text_anchor::HPos;
 
 use crate::color::{Rgb, SERIES_PALETTE};
 use crate::render::{
-    checked_size, figure_methods, format_tick, max_text_width, nice_ticks, Figure, Painter,
-    CELL_EM, INK, LEGEND_EM, MUTED_INK, TITLE_EM, WHITE,
+    checked_size, figure_methods, format_tick, max_text_width, nice_ticks, Figure, Painter, CELL_EM, INK, LEGEND_EM,
+    MUTED_INK, TITLE_EM, WHITE,
 };
 use crate::text::{BundledFont, TextBackend};
 use crate::PlotError;
@@ -75,12 +75,7 @@ enum Marker {
     Diamond,
 }
 
-const MARKERS: [Marker; 4] = [
-    Marker::Circle,
-    Marker::Square,
-    Marker::Triangle,
-    Marker::Diamond,
-];
+const MARKERS: [Marker; 4] = [Marker::Circle, Marker::Square, Marker::Triangle, Marker::Diamond];
 
 impl LineChart {
     /// Checks that every point has a finite x and a finite or NaN y, that reference lines are
@@ -92,12 +87,7 @@ impl LineChart {
         for (s, series) in self.series.iter().enumerate() {
             for (index, &(x, y)) in series.points.iter().enumerate() {
                 if !x.is_finite() || y.is_infinite() {
-                    return Err(PlotError::InvalidPoint {
-                        series: s,
-                        index,
-                        x,
-                        y,
-                    });
+                    return Err(PlotError::InvalidPoint { series: s, index, x, y });
                 }
             }
         }
@@ -133,15 +123,10 @@ impl LineChart {
     #[allow(clippy::type_complexity)]
     pub fn ranges(&self) -> Result<((f64, f64), (f64, f64)), PlotError> {
         self.validate()?;
-        let x = self
-            .x_range
-            .unwrap_or_else(|| padded(self.points().map(|(x, _)| x), 0.03));
+        let x = self.x_range.unwrap_or_else(|| padded(self.points().map(|(x, _)| x), 0.03));
         let y = self.y_range.unwrap_or_else(|| {
-            let ys = self
-                .points()
-                .map(|(_, y)| y)
-                .filter(|y| y.is_finite())
-                .chain(self.reference_lines.iter().map(|l| l.y));
+            let ys =
+                self.points().map(|(_, y)| y).filter(|y| y.is_finite()).chain(self.reference_lines.iter().map(|l| l.y));
             padded(ys, 0.05)
         });
         Ok((x, y))
@@ -153,9 +138,7 @@ figure_methods!(LineChart, "chart");
 /// `[min, max]` of `values` widened by `margin` of its span on each side; a single value gets
 /// a span of its own.
 fn padded(values: impl Iterator<Item = f64>, margin: f64) -> (f64, f64) {
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if !(lo.is_finite() && hi.is_finite()) {
         return (0.0, 1.0);
     }
@@ -169,20 +152,10 @@ fn padded(values: impl Iterator<Item = f64>, margin: f64) -> (f64, f64) {
 }
 
 /// Clips the segment `a`-`b` to the rectangle `x` x `y` (Liang-Barsky).
-fn clip(
-    a: (f64, f64),
-    b: (f64, f64),
-    (x0, x1): (f64, f64),
-    (y0, y1): (f64, f64),
-) -> Option<((f64, f64), (f64, f64))> {
+fn clip(a: (f64, f64), b: (f64, f64), (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> Option<((f64, f64), (f64, f64))> {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
     let (mut t0, mut t1) = (0.0f64, 1.0f64);
-    for (p, q) in [
-        (-dx, a.0 - x0),
-        (dx, x1 - a.0),
-        (-dy, a.1 - y0),
-        (dy, y1 - a.1),
-    ] {
+    for (p, q) in [(-dx, a.0 - x0), (dx, x1 - a.0), (-dy, a.1 - y0), (dy, y1 - a.1)] {
         if p == 0.0 {
             if q < 0.0 {
                 return None;
@@ -259,17 +232,13 @@ impl ChartLayout {
     }
 
     fn contains(&self, (x, y): (f64, f64)) -> bool {
-        (self.x_range.0..=self.x_range.1).contains(&x)
-            && (self.y_range.0..=self.y_range.1).contains(&y)
+        (self.x_range.0..=self.x_range.1).contains(&x) && (self.y_range.0..=self.y_range.1).contains(&y)
     }
 }
 
 fn tick_labels(ticks: (Vec<f64>, f64)) -> Vec<(f64, String)> {
     let (ticks, step) = ticks;
-    ticks
-        .into_iter()
-        .map(|v| (v, format_tick(v, step)))
-        .collect()
+    ticks.into_iter().map(|v| (v, format_tick(v, step))).collect()
 }
 
 impl Figure for LineChart {
@@ -305,11 +274,7 @@ impl Figure for LineChart {
         let plot_y = margin + title_h + px(8.0);
         let x_tick_label_y = plot_y + plot_h + tick_len + px(10.0);
         let x_label_y = x_tick_label_y + px(24.0);
-        let bottom = if self.x_label.is_empty() {
-            x_tick_label_y + px(10.0)
-        } else {
-            x_label_y + px(10.0)
-        };
+        let bottom = if self.x_label.is_empty() { x_tick_label_y + px(10.0) } else { x_label_y + px(10.0) };
 
         let mut x = margin;
         let y_label_x = x + px(9.0);
@@ -318,28 +283,17 @@ impl Figure for LineChart {
         }
         let plot_x = x + y_tick_w + pad + tick_len;
 
-        let names: Vec<&str> = self
-            .series
-            .iter()
-            .map(|s| s.name.as_str())
-            .filter(|n| !n.is_empty())
-            .collect();
+        let names: Vec<&str> = self.series.iter().map(|s| s.name.as_str()).filter(|n| !n.is_empty()).collect();
         let legend_x = plot_x + plot_w + px(24.0);
         let legend_line_h = px(20.0);
         let swatch_w = px(28.0);
-        let legend_w = if names.is_empty() {
-            0
-        } else {
-            swatch_w + pad + max_text_width(font, names.iter().copied(), tick_em)
-        };
+        let legend_w =
+            if names.is_empty() { 0 } else { swatch_w + pad + max_text_width(font, names.iter().copied(), tick_em) };
         // Room for the last x tick label, centred on the plot's right edge.
-        let right =
-            i64::from(plot_x + plot_w + px(16.0)).max(i64::from(legend_x) + i64::from(legend_w));
+        let right = i64::from(plot_x + plot_w + px(16.0)).max(i64::from(legend_x) + i64::from(legend_w));
         let title_w = max_text_width(font, [self.title.as_str()], title_em);
         let x_label_w = max_text_width(font, [self.x_label.as_str()], axis_em);
-        let width = right
-            .max(i64::from(margin) + i64::from(title_w))
-            .max(i64::from(plot_x) + i64::from(x_label_w))
+        let width = right.max(i64::from(margin) + i64::from(title_w)).max(i64::from(plot_x) + i64::from(x_label_w))
             + i64::from(margin);
         let legend_bottom = i64::from(plot_y) + names.len() as i64 * i64::from(legend_line_h);
         let height = i64::from(bottom).max(legend_bottom) + i64::from(margin);
@@ -353,9 +307,7 @@ impl Figure for LineChart {
                     .points
                     .iter()
                     .filter(|&&(x, y)| {
-                        y.is_finite()
-                            && (x_range.0..=x_range.1).contains(&x)
-                            && (y_range.0..=y_range.1).contains(&y)
+                        y.is_finite() && (x_range.0..=x_range.1).contains(&x) && (y_range.0..=y_range.1).contains(&y)
                     })
                     .count();
                 shown as f64 <= PLOT_W / MARKER_SPACING
@@ -396,18 +348,8 @@ impl Figure for LineChart {
         (l.width, l.height)
     }
 
-    fn draw<B: TextBackend>(
-        &self,
-        p: &mut Painter<'_, B>,
-        l: &ChartLayout,
-    ) -> Result<(), PlotError> {
-        p.text(
-            &self.title,
-            (l.width as i32 / 2, l.title_y),
-            l.title_em,
-            HPos::Center,
-            INK,
-        )?;
+    fn draw<B: TextBackend>(&self, p: &mut Painter<'_, B>, l: &ChartLayout) -> Result<(), PlotError> {
+        p.text(&self.title, (l.width as i32 / 2, l.title_y), l.title_em, HPos::Center, INK)?;
         let (left, top) = (l.plot_x, l.plot_y);
         let (right, bottom) = (l.plot_x + l.plot_w, l.plot_y + l.plot_h);
 
@@ -422,13 +364,7 @@ impl Figure for LineChart {
             let (_, y) = l.to_px((l.x_range.0, *v));
             p.line((left, y), (right, y), GRID, 1)?;
             p.line((left - l.tick_len, y), (left, y), INK, 1)?;
-            p.text(
-                label,
-                (left - l.tick_len - l.pad, y),
-                l.tick_em,
-                HPos::Right,
-                INK,
-            )?;
+            p.text(label, (left - l.tick_len - l.pad, y), l.tick_em, HPos::Right, INK)?;
         }
         p.outline((left, top), (l.plot_w, l.plot_h), FRAME)?;
 
@@ -464,65 +400,29 @@ impl Figure for LineChart {
                 continue;
             }
             let offset = l.legend_line_h / 2;
-            let label_y = if y - 2 * offset < top {
-                y + offset
-            } else {
-                y - offset
-            };
+            let label_y = if y - 2 * offset < top { y + offset } else { y - offset };
             let w = p.text_width(label, l.tick_em);
             let box_h = l.legend_line_h - 2 * l.reference_w as i32;
             let x = right - l.pad;
-            p.fill(
-                (x - w - l.pad / 2, label_y - box_h / 2),
-                (w + l.pad, box_h),
-                WHITE,
-            )?;
+            p.fill((x - w - l.pad / 2, label_y - box_h / 2), (w + l.pad, box_h), WHITE)?;
             p.text(label, (x, label_y), l.tick_em, HPos::Right, MUTED_INK)?;
         }
 
         // Axis captions.
-        p.text(
-            &self.x_label,
-            (left + l.plot_w / 2, l.x_label_y),
-            l.axis_em,
-            HPos::Center,
-            INK,
-        )?;
-        p.vertical_text(
-            &self.y_label,
-            (l.y_label_x, top + l.plot_h / 2),
-            l.axis_em,
-            HPos::Center,
-            INK,
-        )?;
+        p.text(&self.x_label, (left + l.plot_w / 2, l.x_label_y), l.axis_em, HPos::Center, INK)?;
+        p.vertical_text(&self.y_label, (l.y_label_x, top + l.plot_h / 2), l.axis_em, HPos::Center, INK)?;
 
         // Legend.
-        let named = self
-            .series
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !s.name.is_empty());
+        let named = self.series.iter().enumerate().filter(|(_, s)| !s.name.is_empty());
         for (row, (i, series)) in named.enumerate() {
             let color = SERIES_PALETTE[i % SERIES_PALETTE.len()];
             let y = l.legend_y + row as i32 * l.legend_line_h;
             let x = l.legend_x;
             p.line((x, y), (x + l.swatch_w, y), color, l.line_w)?;
             if l.markers[i] {
-                draw_marker(
-                    p,
-                    (x + l.swatch_w / 2, y),
-                    l.marker_r,
-                    MARKERS[i % MARKERS.len()],
-                    color,
-                )?;
+                draw_marker(p, (x + l.swatch_w / 2, y), l.marker_r, MARKERS[i % MARKERS.len()], color)?;
             }
-            p.text(
-                &series.name,
-                (x + l.swatch_w + l.pad, y),
-                l.tick_em,
-                HPos::Left,
-                INK,
-            )?;
+            p.text(&series.name, (x + l.swatch_w + l.pad, y), l.tick_em, HPos::Left, INK)?;
         }
         Ok(())
     }
@@ -537,11 +437,7 @@ fn draw_series<B: TextBackend>(
 ) -> Result<(), PlotError> {
     let mut run: Vec<(i32, i32)> = Vec::new();
     let flush = |p: &mut Painter<'_, B>, run: &mut Vec<(i32, i32)>| {
-        let result = if run.len() >= 2 {
-            p.path(run, color, l.line_w)
-        } else {
-            Ok(())
-        };
+        let result = if run.len() >= 2 { p.path(run, color, l.line_w) } else { Ok(()) };
         run.clear();
         result
     };
@@ -578,15 +474,9 @@ fn draw_marker<B: TextBackend>(
     let at = |dx: f64, dy: f64| (x + (dx * r).round() as i32, y + (dy * r).round() as i32);
     match marker {
         Marker::Circle => p.disc((x, y), r.round().max(1.0) as u32, color),
-        Marker::Square => p.polygon(
-            &[at(-0.9, -0.9), at(0.9, -0.9), at(0.9, 0.9), at(-0.9, 0.9)],
-            color,
-        ),
+        Marker::Square => p.polygon(&[at(-0.9, -0.9), at(0.9, -0.9), at(0.9, 0.9), at(-0.9, 0.9)], color),
         Marker::Triangle => p.polygon(&[at(0.0, -1.2), at(1.1, 0.8), at(-1.1, 0.8)], color),
-        Marker::Diamond => p.polygon(
-            &[at(0.0, -1.25), at(1.1, 0.0), at(0.0, 1.25), at(-1.1, 0.0)],
-            color,
-        ),
+        Marker::Diamond => p.polygon(&[at(0.0, -1.25), at(1.1, 0.0), at(0.0, 1.25), at(-1.1, 0.0)], color),
     }
 }
 
@@ -599,10 +489,7 @@ mod tests {
         let r = ((0.0, 1.0), (0.0, 1.0));
         let inside = ((0.2, 0.2), (0.8, 0.5));
         assert_eq!(clip(inside.0, inside.1, r.0, r.1), Some(inside));
-        assert_eq!(
-            clip((0.5, 0.5), (0.5, 2.0), r.0, r.1),
-            Some(((0.5, 0.5), (0.5, 1.0)))
-        );
+        assert_eq!(clip((0.5, 0.5), (0.5, 2.0), r.0, r.1), Some(((0.5, 0.5), (0.5, 1.0))));
         assert_eq!(clip((2.0, 0.0), (3.0, 1.0), r.0, r.1), None);
         let (a, b) = clip((-1.0, 0.5), (2.0, 0.5), r.0, r.1).unwrap();
         assert_eq!((a, b), ((0.0, 0.5), (1.0, 0.5)));

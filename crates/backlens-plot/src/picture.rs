@@ -91,18 +91,12 @@ impl Figure for Picture {
         }
     }
 
-    fn draw<B: TextBackend>(
-        &self,
-        p: &mut Painter<'_, B>,
-        layout: &PictureLayout,
-    ) -> Result<(), PlotError> {
+    fn draw<B: TextBackend>(&self, p: &mut Painter<'_, B>, layout: &PictureLayout) -> Result<(), PlotError> {
         match (self, layout) {
             (Self::Table(t), PictureLayout::Table(l)) => t.draw(p, l),
             (Self::Heatmap(h), PictureLayout::Heatmap(l)) => h.draw(p, l),
             (Self::Lines(c), PictureLayout::Lines(l)) => c.draw(p, l),
-            _ => Err(PlotError::Draw(
-                "internal error: layout of another figure kind".into(),
-            )),
+            _ => Err(PlotError::Draw("internal error: layout of another figure kind".into())),
         }
     }
 }
@@ -113,18 +107,12 @@ mod tests {
     use crate::{ColorScale, Series};
 
     fn assert_wrapped_svg(out: &str) {
-        assert!(
-            out.starts_with("EVCXR_BEGIN_CONTENT image/svg+xml\n<svg "),
-            "{out}"
-        );
+        assert!(out.starts_with("EVCXR_BEGIN_CONTENT image/svg+xml\n<svg "), "{out}");
         assert!(out.ends_with("</svg>\nEVCXR_END_CONTENT"), "{out}");
     }
 
     fn assert_wrapped_error(out: &str) {
-        assert!(
-            out.starts_with("EVCXR_BEGIN_CONTENT text/plain\nbacklens-plot: "),
-            "{out}"
-        );
+        assert!(out.starts_with("EVCXR_BEGIN_CONTENT text/plain\nbacklens-plot: "), "{out}");
         assert!(out.ends_with("\nEVCXR_END_CONTENT"), "{out}");
     }
 
@@ -137,13 +125,8 @@ mod tests {
             scale: ColorScale::Diverging,
             ..Heatmap::default()
         };
-        let chart = LineChart {
-            series: vec![Series {
-                name: "s".into(),
-                points: vec![(0.0, 1.0)],
-            }],
-            ..LineChart::default()
-        };
+        let chart =
+            LineChart { series: vec![Series { name: "s".into(), points: vec![(0.0, 1.0)] }], ..LineChart::default() };
         assert_wrapped_svg(&heatmap.evcxr_content());
         assert_wrapped_svg(&chart.evcxr_content());
         assert_wrapped_svg(&Picture::from(heatmap).evcxr_content());

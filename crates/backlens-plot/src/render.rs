@@ -59,41 +59,24 @@ pub(crate) trait Figure {
 
     /// Draws the figure; the single drawing routine behind both SVG and PNG. The page is
     /// already white.
-    fn draw<B: TextBackend>(
-        &self,
-        p: &mut Painter<'_, B>,
-        layout: &Self::Layout,
-    ) -> Result<(), PlotError>;
+    fn draw<B: TextBackend>(&self, p: &mut Painter<'_, B>, layout: &Self::Layout) -> Result<(), PlotError>;
 }
 
 /// Widest text of `texts` in whole pixels, rounded up.
-pub(crate) fn max_text_width<'a>(
-    font: &BundledFont,
-    texts: impl IntoIterator<Item = &'a str>,
-    em: f64,
-) -> i32 {
-    let widest = texts
-        .into_iter()
-        .map(|t| font.width(t, em))
-        .fold(0.0, f64::max);
+pub(crate) fn max_text_width<'a>(font: &BundledFont, texts: impl IntoIterator<Item = &'a str>, em: f64) -> i32 {
+    let widest = texts.into_iter().map(|t| font.width(t, em)).fold(0.0, f64::max);
     // Saturates for absurd inputs; `checked_size` then reports TooLarge.
     widest.ceil().min(f64::from(i32::MAX / 4)) as i32
 }
 
 /// `(width, height)` as pixel counts, or [`PlotError::TooLarge`] beyond [`MAX_PIXELS`].
 pub(crate) fn checked_size(width: i64, height: i64) -> Result<(u32, u32), PlotError> {
-    let too_large = || PlotError::TooLarge {
-        width: width.max(0) as u64,
-        height: height.max(0) as u64,
-        limit: MAX_PIXELS,
-    };
+    let too_large =
+        || PlotError::TooLarge { width: width.max(0) as u64, height: height.max(0) as u64, limit: MAX_PIXELS };
     if width.saturating_mul(height) > MAX_PIXELS as i64 {
         return Err(too_large());
     }
-    Ok((
-        u32::try_from(width).map_err(|_| too_large())?,
-        u32::try_from(height).map_err(|_| too_large())?,
-    ))
+    Ok((u32::try_from(width).map_err(|_| too_large())?, u32::try_from(height).map_err(|_| too_large())?))
 }
 
 /// Compact number for legend ticks and cell annotations: at most three significant digits
@@ -143,11 +126,7 @@ pub(crate) fn nice_ticks(lo: f64, hi: f64, max_ticks: usize) -> (Vec<f64>, f64) 
 /// The smallest of 1, 2, 5 x 10^k that is >= `raw` (> 0).
 pub(crate) fn nice_step(raw: f64) -> f64 {
     let mag = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * mag)
-        .find(|&s| s >= raw * (1.0 - 1e-9))
-        .unwrap_or(10.0 * mag)
+    [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * mag).find(|&s| s >= raw * (1.0 - 1e-9)).unwrap_or(10.0 * mag)
 }
 
 /// Smallest stride from 1, 2, 5, 10, 20, 50, ... that is >= `needed`; for thinning labels.
@@ -169,11 +148,7 @@ pub(crate) fn format_tick(v: f64, step: f64) -> String {
     if v.abs() >= 1e6 || (step > 0.0 && step < 1e-4) {
         return format_value(v as f32);
     }
-    let decimals = if step >= 1.0 || step <= 0.0 {
-        0
-    } else {
-        (-step.log10() - 1e-9).ceil() as usize
-    };
+    let decimals = if step >= 1.0 || step <= 0.0 { 0 } else { (-step.log10() - 1e-9).ceil() as usize };
     format!("{v:.decimals$}")
 }
 
@@ -208,15 +183,7 @@ impl<B: TextBackend> Painter<'_, B> {
         h: HPos,
         color: Rgb,
     ) -> Result<(), PlotError> {
-        self.label(Label {
-            text,
-            x,
-            y,
-            em,
-            h,
-            color,
-            vertical: false,
-        })
+        self.label(Label { text, x, y, em, h, color, vertical: false })
     }
 
     /// Width of `text` in pixels at `em`, rounded up.
@@ -234,80 +201,36 @@ impl<B: TextBackend> Painter<'_, B> {
         h: HPos,
         color: Rgb,
     ) -> Result<(), PlotError> {
-        self.label(Label {
-            text,
-            x,
-            y,
-            em,
-            h,
-            color,
-            vertical: true,
-        })
+        self.label(Label { text, x, y, em, h, color, vertical: true })
     }
 
-    pub(crate) fn fill(
-        &mut self,
-        (x, y): (i32, i32),
-        (w, h): (i32, i32),
-        color: Rgb,
-    ) -> Result<(), PlotError> {
-        self.backend
-            .draw_rect((x, y), (x + w, y + h), &rgb(color).filled(), true)
-            .map_err(draw_err)
+    pub(crate) fn fill(&mut self, (x, y): (i32, i32), (w, h): (i32, i32), color: Rgb) -> Result<(), PlotError> {
+        self.backend.draw_rect((x, y), (x + w, y + h), &rgb(color).filled(), true).map_err(draw_err)
     }
 
-    pub(crate) fn outline(
-        &mut self,
-        (x, y): (i32, i32),
-        (w, h): (i32, i32),
-        color: Rgb,
-    ) -> Result<(), PlotError> {
-        self.backend
-            .draw_rect((x, y), (x + w, y + h), &rgb(color), false)
-            .map_err(draw_err)
+    pub(crate) fn outline(&mut self, (x, y): (i32, i32), (w, h): (i32, i32), color: Rgb) -> Result<(), PlotError> {
+        self.backend.draw_rect((x, y), (x + w, y + h), &rgb(color), false).map_err(draw_err)
     }
 
     /// A filled box with a thin outline, so white cells stay visible on the white page.
-    pub(crate) fn cell(
-        &mut self,
-        pos: (i32, i32),
-        size: (i32, i32),
-        fill: Rgb,
-    ) -> Result<(), PlotError> {
+    pub(crate) fn cell(&mut self, pos: (i32, i32), size: (i32, i32), fill: Rgb) -> Result<(), PlotError> {
         self.fill(pos, size, fill)?;
         self.outline(pos, size, GRID_LINE)
     }
 
     /// A straight line `width` pixels wide.
-    pub(crate) fn line(
-        &mut self,
-        from: (i32, i32),
-        to: (i32, i32),
-        color: Rgb,
-        width: u32,
-    ) -> Result<(), PlotError> {
-        self.backend
-            .draw_line(from, to, &rgb(color).stroke_width(width.max(1)))
-            .map_err(draw_err)
+    pub(crate) fn line(&mut self, from: (i32, i32), to: (i32, i32), color: Rgb, width: u32) -> Result<(), PlotError> {
+        self.backend.draw_line(from, to, &rgb(color).stroke_width(width.max(1))).map_err(draw_err)
     }
 
     /// A polyline through `points`, `width` pixels wide, with joined corners.
-    pub(crate) fn path(
-        &mut self,
-        points: &[(i32, i32)],
-        color: Rgb,
-        width: u32,
-    ) -> Result<(), PlotError> {
+    pub(crate) fn path(&mut self, points: &[(i32, i32)], color: Rgb, width: u32) -> Result<(), PlotError> {
         match points {
             [] => Ok(()),
             [a] => self.line(*a, *a, color, width),
-            _ => self
-                .backend
-                .draw_path(
-                    points.iter().copied(),
-                    &rgb(color).stroke_width(width.max(1)),
-                )
-                .map_err(draw_err),
+            _ => {
+                self.backend.draw_path(points.iter().copied(), &rgb(color).stroke_width(width.max(1))).map_err(draw_err)
+            }
         }
     }
 
@@ -330,15 +253,11 @@ impl<B: TextBackend> Painter<'_, B> {
     }
 
     pub(crate) fn polygon(&mut self, points: &[(i32, i32)], color: Rgb) -> Result<(), PlotError> {
-        self.backend
-            .fill_polygon(points.iter().copied(), &rgb(color).filled())
-            .map_err(draw_err)
+        self.backend.fill_polygon(points.iter().copied(), &rgb(color).filled()).map_err(draw_err)
     }
 
     pub(crate) fn disc(&mut self, center: (i32, i32), r: u32, color: Rgb) -> Result<(), PlotError> {
-        self.backend
-            .draw_circle(center, r, &rgb(color).filled(), true)
-            .map_err(draw_err)
+        self.backend.draw_circle(center, r, &rgb(color).filled(), true).map_err(draw_err)
     }
 }
 
@@ -383,11 +302,8 @@ impl ColorBar {
         let line_h = px(20.0);
         let bar_h = px(14.0);
         let swatch_gap = px(24.0);
-        let swatch_w = if self.no_value {
-            swatch_gap + bar_h + pad + max_text_width(font, [NO_VALUE_LABEL], em)
-        } else {
-            0
-        };
+        let swatch_w =
+            if self.no_value { swatch_gap + bar_h + pad + max_text_width(font, [NO_VALUE_LABEL], em) } else { 0 };
         ColorBarLayout {
             em,
             line_h,
@@ -442,13 +358,7 @@ impl ColorBar {
         if self.no_value {
             let sx = x0 + l.bar_w + l.swatch_gap;
             p.cell((sx, bar_y), (l.bar_h, l.bar_h), NO_VALUE)?;
-            p.text(
-                NO_VALUE_LABEL,
-                (sx + l.bar_h + l.pad, bar_y + l.bar_h / 2),
-                l.em,
-                HPos::Left,
-                INK,
-            )?;
+            p.text(NO_VALUE_LABEL, (sx + l.bar_h + l.pad, bar_y + l.bar_h / 2), l.em, HPos::Left, INK)?;
         }
         Ok(())
     }
@@ -507,8 +417,7 @@ pub(crate) fn render_png<F: Figure>(figure: &F, scale: f64) -> Result<Vec<u8>, P
     let (w, h) = F::size(&layout);
     let mut rgb_buf = vec![255u8; w as usize * h as usize * 3];
     {
-        let mut backend = BitMapBackend::<RGBPixel>::with_buffer_and_format(&mut rgb_buf, (w, h))
-            .map_err(draw_err)?;
+        let mut backend = BitMapBackend::<RGBPixel>::with_buffer_and_format(&mut rgb_buf, (w, h)).map_err(draw_err)?;
         draw_page(figure, &mut backend, &font, &layout)?;
     }
     let mut png_bytes = Vec::new();
@@ -524,10 +433,7 @@ pub(crate) fn render_png<F: Figure>(figure: &F, scale: f64) -> Result<Vec<u8>, P
 
 /// Writes `bytes` to `path`.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
-    std::fs::write(path, bytes).map_err(|source| PlotError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::write(path, bytes).map_err(|source| PlotError::Io { path: path.to_path_buf(), source })
 }
 
 /// Output format picked by a file name's extension.
@@ -538,17 +444,10 @@ pub(crate) enum Format {
 
 /// The format `path`'s extension names (`.svg` or `.png`, any case).
 pub(crate) fn format_of(path: &Path) -> Result<Format, PlotError> {
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("svg") => Ok(Format::Svg),
         Some("png") => Ok(Format::Png),
-        _ => Err(PlotError::UnknownFormat {
-            path: path.to_path_buf(),
-        }),
+        _ => Err(PlotError::UnknownFormat { path: path.to_path_buf() }),
     }
 }
 
@@ -557,10 +456,7 @@ pub(crate) fn format_of(path: &Path) -> Result<Format, PlotError> {
 #[cfg(feature = "evcxr")]
 pub(crate) fn evcxr_content(svg: Result<String, PlotError>) -> String {
     match svg {
-        Ok(svg) => format!(
-            "EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT",
-            svg.trim_end()
-        ),
+        Ok(svg) => format!("EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT", svg.trim_end()),
         Err(e) => format!("EVCXR_BEGIN_CONTENT text/plain\nbacklens-plot: {e}\nEVCXR_END_CONTENT"),
     }
 }
@@ -602,27 +498,18 @@ macro_rules! figure_methods {
             }
 
             /// Writes [`Self::to_svg`] to `path`.
-            pub fn write_svg(
-                &self,
-                path: impl AsRef<std::path::Path>,
-            ) -> Result<(), $crate::PlotError> {
+            pub fn write_svg(&self, path: impl AsRef<std::path::Path>) -> Result<(), $crate::PlotError> {
                 $crate::render::write_file(path.as_ref(), self.to_svg()?.as_bytes())
             }
 
             /// Writes [`Self::to_png`] to `path`.
-            pub fn write_png(
-                &self,
-                path: impl AsRef<std::path::Path>,
-            ) -> Result<(), $crate::PlotError> {
+            pub fn write_png(&self, path: impl AsRef<std::path::Path>) -> Result<(), $crate::PlotError> {
                 $crate::render::write_file(path.as_ref(), &self.to_png()?)
             }
 
             /// Writes SVG or PNG to `path`, chosen by its extension (`.svg` or `.png`, any
             /// case); another extension is [`PlotError::UnknownFormat`](crate::PlotError).
-            pub fn write(
-                &self,
-                path: impl AsRef<std::path::Path>,
-            ) -> Result<(), $crate::PlotError> {
+            pub fn write(&self, path: impl AsRef<std::path::Path>) -> Result<(), $crate::PlotError> {
                 let path = path.as_ref();
                 match $crate::render::format_of(path)? {
                     $crate::render::Format::Svg => self.write_svg(path),

@@ -15,10 +15,7 @@ pub struct Cell {
 impl Cell {
     /// A cell showing `text` with colour value `value`.
     pub fn new(text: impl Into<String>, value: f32) -> Self {
-        Self {
-            text: text.into(),
-            value,
-        }
+        Self { text: text.into(), value }
     }
 }
 
@@ -52,26 +49,15 @@ impl TokenTable {
         let rows = self.cells.len();
         let cols = self.col_labels.len();
         if self.row_labels.len() != rows {
-            return Err(PlotError::RowLabelCount {
-                labels: self.row_labels.len(),
-                rows,
-            });
+            return Err(PlotError::RowLabelCount { labels: self.row_labels.len(), rows });
         }
         for (row, cells) in self.cells.iter().enumerate() {
             if cells.len() != cols {
-                return Err(PlotError::RaggedRow {
-                    row,
-                    len: cells.len(),
-                    expected: cols,
-                });
+                return Err(PlotError::RaggedRow { row, len: cells.len(), expected: cols });
             }
             for (col, cell) in cells.iter().enumerate() {
                 if !cell.value.is_finite() || cell.value < 0.0 {
-                    return Err(PlotError::InvalidValue {
-                        row,
-                        col,
-                        value: cell.value,
-                    });
+                    return Err(PlotError::InvalidValue { row, col, value: cell.value });
                 }
             }
         }
@@ -99,10 +85,7 @@ mod tests {
             value_label: "v".into(),
         };
         let out = t.evcxr_content();
-        assert!(
-            out.starts_with("EVCXR_BEGIN_CONTENT image/svg+xml\n<svg "),
-            "{out}"
-        );
+        assert!(out.starts_with("EVCXR_BEGIN_CONTENT image/svg+xml\n<svg "), "{out}");
         assert!(out.ends_with("</svg>\nEVCXR_END_CONTENT"), "{out}");
 
         let err = TokenTable::default().evcxr_content();

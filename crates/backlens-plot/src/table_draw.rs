@@ -4,8 +4,8 @@ use plotters::style::text_anchor::HPos;
 
 use crate::color::{fill_color, text_color, ColorMap};
 use crate::render::{
-    checked_size, format_value, max_text_width, ColorBar, ColorBarLayout, Figure, Painter, CELL_EM,
-    HEADER_FILL, INK, MUTED_INK, TITLE_EM,
+    checked_size, format_value, max_text_width, ColorBar, ColorBarLayout, Figure, Painter, CELL_EM, HEADER_FILL, INK,
+    MUTED_INK, TITLE_EM,
 };
 use crate::text::{BundledFont, TextBackend};
 use crate::{PlotError, TokenTable};
@@ -38,11 +38,7 @@ pub(crate) struct TableLayout {
 
 impl TokenTable {
     fn max_value(&self) -> f32 {
-        self.cells
-            .iter()
-            .flatten()
-            .map(|c| c.value)
-            .fold(0.0f32, f32::max)
+        self.cells.iter().flatten().map(|c| c.value).fold(0.0f32, f32::max)
     }
 
     /// The legend: white (0) to dark red (the largest value), ticks at 0, middle and max.
@@ -51,10 +47,7 @@ impl TokenTable {
         ColorBar {
             caption: self.value_label.clone(),
             map: ColorMap::Sequential { lo: 0.0, hi: max },
-            ticks: [(0.0, 0.0), (0.5, max / 2.0), (1.0, max)]
-                .into_iter()
-                .map(|(t, v)| (t, format_value(v)))
-                .collect(),
+            ticks: [(0.0, 0.0), (0.5, max / 2.0), (1.0, max)].into_iter().map(|(t, v)| (t, format_value(v))).collect(),
             no_value: false,
         }
     }
@@ -78,21 +71,14 @@ impl Figure for TokenTable {
         // never narrower than a few characters, so short tokens don't give slivers.
         let widest = max_text_width(
             font,
-            self.cells
-                .iter()
-                .flatten()
-                .map(|c| c.text.as_str())
-                .chain(self.col_labels.iter().map(String::as_str)),
+            self.cells.iter().flatten().map(|c| c.text.as_str()).chain(self.col_labels.iter().map(String::as_str)),
             cell_em,
         );
         let cell_w = (widest + 2 * pad).max(px(56.0));
         let cell_h = px(26.0);
         let row_label_w = max_text_width(
             font,
-            self.row_labels
-                .iter()
-                .map(String::as_str)
-                .chain([self.row_caption.as_str()]),
+            self.row_labels.iter().map(String::as_str).chain([self.row_caption.as_str()]),
             cell_em,
         ) + 2 * pad;
 
@@ -137,40 +123,18 @@ impl Figure for TokenTable {
         (l.width, l.height)
     }
 
-    fn draw<B: TextBackend>(
-        &self,
-        p: &mut Painter<'_, B>,
-        l: &TableLayout,
-    ) -> Result<(), PlotError> {
+    fn draw<B: TextBackend>(&self, p: &mut Painter<'_, B>, l: &TableLayout) -> Result<(), PlotError> {
         let half = l.cell_h / 2;
-        p.text(
-            &self.title,
-            (l.width as i32 / 2, l.title_y),
-            l.title_em,
-            HPos::Center,
-            INK,
-        )?;
+        p.text(&self.title, (l.width as i32 / 2, l.title_y), l.title_em, HPos::Center, INK)?;
 
         // Header row: the row-axis caption (if any) in the corner, then the column labels.
         let label_right = l.table_x + l.row_label_w - l.pad;
-        p.text(
-            &self.row_caption,
-            (label_right, l.table_y + half),
-            l.cell_em,
-            HPos::Right,
-            MUTED_INK,
-        )?;
+        p.text(&self.row_caption, (label_right, l.table_y + half), l.cell_em, HPos::Right, MUTED_INK)?;
         let grid_x = l.table_x + l.row_label_w;
         for (c, label) in self.col_labels.iter().enumerate() {
             let x = grid_x + c as i32 * l.cell_w;
             p.cell((x, l.table_y), (l.cell_w, l.cell_h), HEADER_FILL)?;
-            p.text(
-                label,
-                (x + l.cell_w / 2, l.table_y + half),
-                l.cell_em,
-                HPos::Center,
-                INK,
-            )?;
+            p.text(label, (x + l.cell_w / 2, l.table_y + half), l.cell_em, HPos::Center, INK)?;
         }
 
         for (r, (label, row)) in self.row_labels.iter().zip(&self.cells).enumerate() {
@@ -180,13 +144,7 @@ impl Figure for TokenTable {
                 let x = grid_x + c as i32 * l.cell_w;
                 let fill = fill_color(cell.value, l.max_value);
                 p.cell((x, y), (l.cell_w, l.cell_h), fill)?;
-                p.text(
-                    &cell.text,
-                    (x + l.cell_w / 2, y + half),
-                    l.cell_em,
-                    HPos::Center,
-                    text_color(fill),
-                )?;
+                p.text(&cell.text, (x + l.cell_w / 2, y + half), l.cell_em, HPos::Center, text_color(fill))?;
             }
         }
 

@@ -71,14 +71,7 @@ impl BundledFont {
 
     /// Calls `put(x, y, coverage)` for every pixel of `text` with its pen starting at `x` and its
     /// baseline at `baseline`.
-    fn rasterize(
-        &self,
-        text: &str,
-        em: f64,
-        x: f64,
-        baseline: f64,
-        mut put: impl FnMut(i32, i32, f32),
-    ) {
+    fn rasterize(&self, text: &str, em: f64, x: f64, baseline: f64, mut put: impl FnMut(i32, i32, f32)) {
         let scale = self.px_scale(em);
         let font = self.0.as_scaled(scale);
         let mut pen = x as f32;
@@ -92,11 +85,7 @@ impl BundledFont {
             if let Some(outline) = self.0.outline_glyph(glyph) {
                 let bounds = outline.px_bounds();
                 outline.draw(|gx, gy, coverage| {
-                    put(
-                        bounds.min.x as i32 + gx as i32,
-                        bounds.min.y as i32 + gy as i32,
-                        coverage,
-                    )
+                    put(bounds.min.x as i32 + gx as i32, bounds.min.y as i32 + gy as i32, coverage)
                 });
             }
             pen += font.h_advance(id);
@@ -128,28 +117,16 @@ pub(crate) struct Label<'a> {
 /// A plotters backend that can draw a [`Label`] with the bundled font.
 pub(crate) trait TextBackend: DrawingBackend {
     /// Draws `label`; `font` is the bundled font, for backends that rasterize.
-    fn draw_label(
-        &mut self,
-        font: &BundledFont,
-        label: &Label<'_>,
-    ) -> Result<(), DrawingErrorKind<Self::ErrorType>>;
+    fn draw_label(&mut self, font: &BundledFont, label: &Label<'_>) -> Result<(), DrawingErrorKind<Self::ErrorType>>;
 }
 
 impl TextBackend for SVGBackend<'_> {
-    fn draw_label(
-        &mut self,
-        _font: &BundledFont,
-        label: &Label<'_>,
-    ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+    fn draw_label(&mut self, _font: &BundledFont, label: &Label<'_>) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
         let color = RGBColor(label.color[0], label.color[1], label.color[2]);
         let size = plotters_size_for_em(label.em);
-        let style = TextStyle::from(FontDesc::new(
-            FontFamily::Name(FONT_FAMILY),
-            size,
-            FontStyle::Normal,
-        ))
-        .color(&color)
-        .pos(Pos::new(label.h, VPos::Top));
+        let style = TextStyle::from(FontDesc::new(FontFamily::Name(FONT_FAMILY), size, FontStyle::Normal))
+            .color(&color)
+            .pos(Pos::new(label.h, VPos::Top));
         // Top-anchored so that the baseline offset is in em, which every viewer honours,
         // unlike the "ex" that plotters uses for centred text.
         let shift = ((BASELINE_BELOW_CENTER_EM - SVG_TOP_DY_EM) * label.em).round() as i32;
@@ -179,11 +156,7 @@ fn plotters_size_for_em(em: f64) -> f64 {
 }
 
 impl<P: PixelFormat> TextBackend for BitMapBackend<'_, P> {
-    fn draw_label(
-        &mut self,
-        font: &BundledFont,
-        label: &Label<'_>,
-    ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+    fn draw_label(&mut self, font: &BundledFont, label: &Label<'_>) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
         let width = font.width(label.text, label.em);
         let start = match label.h {
             HPos::Left => 0.0,
@@ -199,15 +172,8 @@ impl<P: PixelFormat> TextBackend for BitMapBackend<'_, P> {
         // text's right is up, its down is right).
         font.rasterize(label.text, label.em, -start, baseline, |u, v, coverage| {
             if result.is_ok() && coverage > 0.0 {
-                let color = BackendColor {
-                    alpha: f64::from(coverage.min(1.0)),
-                    rgb,
-                };
-                let at = if vertical {
-                    (x0 + v, y0 - u - 1)
-                } else {
-                    (x0 + u, y0 + v)
-                };
+                let color = BackendColor { alpha: f64::from(coverage.min(1.0)), rgb };
+                let at = if vertical { (x0 + v, y0 - u - 1) } else { (x0 + u, y0 + v) };
                 result = self.draw_pixel(at, color);
             }
         });
@@ -223,11 +189,7 @@ mod tests {
     fn svg_font_size_is_written_exactly() {
         use crate::render::{ANNOTATION_EM, CELL_EM, LEGEND_EM, TITLE_EM};
         for em in [CELL_EM, TITLE_EM, LEGEND_EM, ANNOTATION_EM] {
-            assert_eq!(
-                plotters_size_for_em(em) / PLOTTERS_SVG_SIZE_DIVISOR,
-                em,
-                "em {em}"
-            );
+            assert_eq!(plotters_size_for_em(em) / PLOTTERS_SVG_SIZE_DIVISOR, em, "em {em}");
         }
     }
 

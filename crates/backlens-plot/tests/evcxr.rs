@@ -28,10 +28,7 @@ fn evcxr_display_runs_for_every_kind() {
     };
     heatmap.evcxr_display();
     let chart = LineChart {
-        series: vec![Series {
-            name: "s".into(),
-            points: vec![(0.0, 1.0), (1.0, 2.0)],
-        }],
+        series: vec![Series { name: "s".into(), points: vec![(0.0, 1.0), (1.0, 2.0)] }],
         ..LineChart::default()
     };
     chart.evcxr_display();

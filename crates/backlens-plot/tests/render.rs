@@ -10,14 +10,7 @@ fn table(rows: usize, cols: usize) -> TokenTable {
         col_labels: (0..cols).map(|c| format!(" tok{c}")).collect(),
         cells: (0..rows)
             .map(|r| {
-                (0..cols)
-                    .map(|c| {
-                        Cell::new(
-                            readable_token(&format!("Ġw{r}_{c}"), 10),
-                            (r * cols + c) as f32,
-                        )
-                    })
-                    .collect()
+                (0..cols).map(|c| Cell::new(readable_token(&format!("Ġw{r}_{c}"), 10), (r * cols + c) as f32)).collect()
             })
             .collect(),
         value_label: "|δ_i| (FF2 VJP norm)".into(),
@@ -27,10 +20,7 @@ fn table(rows: usize, cols: usize) -> TokenTable {
 /// Text content of every `<text>` element, whitespace-trimmed (SVG collapses it anyway).
 fn svg_texts(svg: &str) -> Vec<String> {
     let doc = roxmltree::Document::parse(svg).expect("SVG must be well-formed XML");
-    doc.descendants()
-        .filter(|n| n.has_tag_name("text"))
-        .map(|n| n.text().unwrap_or("").trim().to_owned())
-        .collect()
+    doc.descendants().filter(|n| n.has_tag_name("text")).map(|n| n.text().unwrap_or("").trim().to_owned()).collect()
 }
 
 fn png_info(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
@@ -53,10 +43,7 @@ fn validate_accepts_a_good_table() {
 fn validate_rejects_row_label_mismatch() {
     let mut t = table(3, 2);
     t.row_labels.pop();
-    assert!(matches!(
-        t.validate(),
-        Err(PlotError::RowLabelCount { labels: 2, rows: 3 })
-    ));
+    assert!(matches!(t.validate(), Err(PlotError::RowLabelCount { labels: 2, rows: 3 })));
 }
 
 #[test]
@@ -64,29 +51,12 @@ fn validate_rejects_ragged_rows_and_column_label_mismatch() {
     let mut t = table(3, 2);
     t.cells[1].push(Cell::new("x", 1.0));
     let err = t.validate().unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PlotError::RaggedRow {
-                row: 1,
-                len: 3,
-                expected: 2
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, PlotError::RaggedRow { row: 1, len: 3, expected: 2 }), "{err}");
     assert!(err.to_string().contains("row 1"), "{err}");
 
     let mut t = table(3, 2);
     t.col_labels.push("extra".into());
-    assert!(matches!(
-        t.validate(),
-        Err(PlotError::RaggedRow {
-            row: 0,
-            len: 2,
-            expected: 3
-        })
-    ));
+    assert!(matches!(t.validate(), Err(PlotError::RaggedRow { row: 0, len: 2, expected: 3 })));
 }
 
 #[test]
@@ -95,10 +65,7 @@ fn validate_rejects_bad_values() {
         let mut t = table(3, 2);
         t.cells[2][1].value = bad;
         let err = t.validate().unwrap_err();
-        assert!(
-            matches!(err, PlotError::InvalidValue { row: 2, col: 1, .. }),
-            "{bad}: {err}"
-        );
+        assert!(matches!(err, PlotError::InvalidValue { row: 2, col: 1, .. }), "{bad}: {err}");
         assert!(t.to_svg().is_err() && t.to_png().is_err());
     }
     let mut t = table(1, 1);
@@ -108,19 +75,9 @@ fn validate_rejects_bad_values() {
 
 #[test]
 fn validate_rejects_empty_tables() {
-    assert!(matches!(
-        TokenTable::default().validate(),
-        Err(PlotError::Empty { rows: 0, cols: 0 })
-    ));
-    let t = TokenTable {
-        row_labels: vec!["0".into()],
-        cells: vec![vec![]],
-        ..TokenTable::default()
-    };
-    assert!(matches!(
-        t.validate(),
-        Err(PlotError::Empty { rows: 1, cols: 0 })
-    ));
+    assert!(matches!(TokenTable::default().validate(), Err(PlotError::Empty { rows: 0, cols: 0 })));
+    let t = TokenTable { row_labels: vec!["0".into()], cells: vec![vec![]], ..TokenTable::default() };
+    assert!(matches!(t.validate(), Err(PlotError::Empty { rows: 1, cols: 0 })));
 }
 
 #[test]
@@ -135,10 +92,7 @@ fn svg_contains_every_label_and_cell_text() {
         .chain(t.cells.iter().flatten().map(|c| &c.text))
         .chain([&t.title, &t.value_label])
     {
-        assert!(
-            texts.contains(&expected.trim().to_owned()),
-            "missing {expected:?}"
-        );
+        assert!(texts.contains(&expected.trim().to_owned()), "missing {expected:?}");
     }
     assert!(texts.contains(&"layer".to_owned()));
 }
@@ -166,10 +120,7 @@ fn row_caption_is_drawn_as_given_and_empty_draws_none() {
     let (w_none, _) = none.pixel_size(1.0).unwrap();
     let (w_layer, _) = layer.pixel_size(1.0).unwrap();
     let (w_neuron, _) = neuron.pixel_size(1.0).unwrap();
-    assert!(
-        w_none < w_layer && w_layer < w_neuron,
-        "{w_none} {w_layer} {w_neuron}"
-    );
+    assert!(w_none < w_layer && w_layer < w_neuron, "{w_none} {w_layer} {w_neuron}");
     none.to_png().unwrap();
 }
 
@@ -178,30 +129,12 @@ fn svg_escapes_markup_in_text() {
     let mut t = table(1, 4);
     t.title = "a <b> & \"c\"".into();
     t.col_labels = vec!["<".into(), "&".into(), "\"".into(), "'".into()];
-    t.cells[0] = vec![
-        Cell::new("</text>", 1.0),
-        Cell::new("&amp;", 0.0),
-        Cell::new("<&>", 2.0),
-        Cell::new("]]>", 0.5),
-    ];
+    t.cells[0] = vec![Cell::new("</text>", 1.0), Cell::new("&amp;", 0.0), Cell::new("<&>", 2.0), Cell::new("]]>", 0.5)];
     let svg = t.to_svg().unwrap();
-    assert!(
-        svg.contains("&lt;/text&gt;") && svg.contains("&amp;amp;"),
-        "{svg}"
-    );
+    assert!(svg.contains("&lt;/text&gt;") && svg.contains("&amp;amp;"), "{svg}");
     // Parsing succeeds and gives back the original strings.
     let texts = svg_texts(&svg);
-    for s in [
-        "a <b> & \"c\"",
-        "<",
-        "&",
-        "\"",
-        "'",
-        "</text>",
-        "&amp;",
-        "<&>",
-        "]]>",
-    ] {
+    for s in ["a <b> & \"c\"", "<", "&", "\"", "'", "</text>", "&amp;", "<&>", "]]>"] {
         assert!(texts.contains(&s.to_owned()), "missing {s:?} in {texts:?}");
     }
 }
@@ -215,10 +148,7 @@ fn svg_names_a_font_family_and_has_the_layout_size() {
     let (w, h) = t.pixel_size(1.0).unwrap();
     assert_eq!(root.attribute("width"), Some(w.to_string().as_str()));
     assert_eq!(root.attribute("height"), Some(h.to_string().as_str()));
-    let text_nodes: Vec<_> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("text"))
-        .collect();
+    let text_nodes: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("text")).collect();
     assert!(!text_nodes.is_empty());
     for n in text_nodes {
         assert_eq!(n.attribute("font-family"), Some("DejaVu Sans, sans-serif"));
@@ -242,11 +172,8 @@ fn svg_text_is_white_on_the_darkest_cell_and_black_on_white_cells() {
     assert_eq!(fill_of("dark").as_deref(), Some("#FFFFFF"));
     assert_eq!(fill_of("light").as_deref(), Some("#000000"));
     // The darkest cell uses the full colour of the scale, the zero cell pure white.
-    let rect_fills: Vec<_> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("rect"))
-        .filter_map(|n| n.attribute("fill"))
-        .collect();
+    let rect_fills: Vec<_> =
+        doc.descendants().filter(|n| n.has_tag_name("rect")).filter_map(|n| n.attribute("fill")).collect();
     assert!(rect_fills.contains(&"#67000D"), "{rect_fills:?}");
 }
 
@@ -258,10 +185,7 @@ fn png_has_signature_and_expected_size() {
     let (w, h, pixels) = png_info(&bytes);
     assert_eq!((w, h), t.pixel_size(PNG_SCALE).unwrap());
     let (sw, sh) = t.pixel_size(1.0).unwrap();
-    assert!(
-        w.abs_diff(2 * sw) <= 4 && h.abs_diff(2 * sh) <= 4,
-        "{w}x{h} vs svg {sw}x{sh}"
-    );
+    assert!(w.abs_diff(2 * sw) <= 4 && h.abs_diff(2 * sh) <= 4, "{w}x{h} vs svg {sw}x{sh}");
     // The largest value is drawn in the scale's full colour.
     assert!(pixels.chunks(3).any(|p| p == [103, 0, 13]));
     // Text was rasterized: there are dark grey pixels besides pure colours.
@@ -272,10 +196,7 @@ fn png_has_signature_and_expected_size() {
 fn png_scale_is_checked() {
     let t = table(1, 1);
     for bad in [0.0, -1.0, 100.0, f64::NAN] {
-        assert!(matches!(
-            t.to_png_with_scale(bad),
-            Err(PlotError::InvalidScale(_))
-        ));
+        assert!(matches!(t.to_png_with_scale(bad), Err(PlotError::InvalidScale(_))));
     }
     let (w, h, _) = png_info(&t.to_png_with_scale(1.0).unwrap());
     assert_eq!((w, h), t.pixel_size(1.0).unwrap());
@@ -287,10 +208,7 @@ fn thirty_by_eight_table_renders_legibly_sized() {
     let svg = t.to_svg().unwrap();
     assert_eq!(svg_texts(&svg).len(), 1 + 1 + 30 + 8 + 30 * 8 + 1 + 3);
     let (w, h, _) = png_info(&t.to_png().unwrap());
-    assert!(
-        (1000..4000).contains(&w) && (1500..4000).contains(&h),
-        "{w}x{h}"
-    );
+    assert!((1000..4000).contains(&w) && (1500..4000).contains(&h), "{w}x{h}");
 }
 
 #[test]
@@ -323,17 +241,11 @@ fn write_svg_and_png_files() {
     let t = table(2, 2);
     t.write_svg(dir.join("t.svg")).unwrap();
     t.write_png(dir.join("t.png")).unwrap();
-    assert!(std::fs::read_to_string(dir.join("t.svg"))
-        .unwrap()
-        .starts_with("<svg"));
-    assert!(std::fs::read(dir.join("t.png"))
-        .unwrap()
-        .starts_with(b"\x89PNG"));
+    assert!(std::fs::read_to_string(dir.join("t.svg")).unwrap().starts_with("<svg"));
+    assert!(std::fs::read(dir.join("t.png")).unwrap().starts_with(b"\x89PNG"));
     std::fs::remove_dir_all(&dir).unwrap();
 
-    let err = t
-        .write_svg(dir.join("missing-dir").join("t.svg"))
-        .unwrap_err();
+    let err = t.write_svg(dir.join("missing-dir").join("t.svg")).unwrap_err();
     assert!(matches!(err, PlotError::Io { .. }));
     assert!(err.to_string().contains("missing-dir"), "{err}");
 }

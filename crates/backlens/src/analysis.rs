@@ -1,7 +1,7 @@
 //! From a prompt and a target to a [`Report`]: trace, then project every site in one batch.
 
-use backlens_lens::{LensError, LogitLens, ProjectOptions};
 use crate::spec::ModelSpec;
+use backlens_lens::{LensError, LogitLens, ProjectOptions};
 use backlens_model::{default_model, HookPoint, LanguageModel, ModelError, Site, Trace, TraceOptions};
 use candle_core::{Device, Tensor};
 use serde::Serialize;
@@ -99,7 +99,10 @@ impl Report {
     pub fn site(&self, site: &str) -> Result<&Vec<Vec<ReportCell>>, Error> {
         self.sites.get(site).ok_or_else(|| Error::Site {
             site: site.to_string(),
-            reason: format!("not in this report (it has {:?}); add it to LensOptions::sites", self.sites.keys().collect::<Vec<_>>()),
+            reason: format!(
+                "not in this report (it has {:?}); add it to LensOptions::sites",
+                self.sites.keys().collect::<Vec<_>>()
+            ),
         })
     }
 
@@ -166,10 +169,14 @@ impl Backlens {
     /// One forward and backward pass keeping only the sites `options` projects.
     pub fn trace(&self, prompt: &str, target: &str, options: &LensOptions) -> Result<Trace, Error> {
         if let Some(site) = options.sites.iter().find(|s| !s.in_residual_basis()) {
-            let projectable: Vec<String> = Site::all().filter(|s| s.in_residual_basis()).map(|s| s.to_string()).collect();
+            let projectable: Vec<String> =
+                Site::all().filter(|s| s.in_residual_basis()).map(|s| s.to_string()).collect();
             return Err(Error::Site {
                 site: site.to_string(),
-                reason: format!("its vectors are not in the residual-stream basis; projectable sites: {}", projectable.join(", ")),
+                reason: format!(
+                    "its vectors are not in the residual-stream basis; projectable sites: {}",
+                    projectable.join(", ")
+                ),
             });
         }
         let tokenizer = self.model.tokenizer();
@@ -185,7 +192,9 @@ impl Backlens {
         let mut sites = BTreeMap::new();
         for &site in &options.sites {
             // Every layer of the site in one (L·T, d) batch: one matrix product.
-            let rows = (0..n_layers).map(|l| trace.require(HookPoint { layer: l, site }).cloned()).collect::<Result<Vec<_>, _>>()?;
+            let rows = (0..n_layers)
+                .map(|l| trace.require(HookPoint { layer: l, site }).cloned())
+                .collect::<Result<Vec<_>, _>>()?;
             let batch = Tensor::cat(&rows, 0)?; // (L·T, d)
             let mut cells = self.lens.project(&batch, &project)?.into_iter().map(|p| ReportCell {
                 norm: p.norm,
@@ -197,7 +206,8 @@ impl Backlens {
             sites.insert(site.to_string(), grid);
         }
         let mentioned = sites.values().flatten().flatten().flat_map(|c: &ReportCell| c.top.iter().chain(&c.bottom));
-        let ids: std::collections::BTreeSet<u32> = mentioned.chain(&trace.token_ids).chain([&trace.target_id]).copied().collect();
+        let ids: std::collections::BTreeSet<u32> =
+            mentioned.chain(&trace.token_ids).chain([&trace.target_id]).copied().collect();
         let token_texts = ids.into_iter().map(|id| (id, self.token_text(id))).collect();
         Ok(Report {
             model: self.model.name().to_string(),

@@ -52,7 +52,8 @@ impl Report {
             site: name.clone(),
             reason: format!("layer {layer} out of range (the report has {} layers)", grid.len()),
         })?;
-        let show = |ids: &[u32]| ids.iter().take(k).map(|&id| readable_token(&self.token_text(id), TABLE_CHARS)).collect();
+        let show =
+            |ids: &[u32]| ids.iter().take(k).map(|&id| readable_token(&self.token_text(id), TABLE_CHARS)).collect();
         Ok(LayerTable {
             title: format!("LL({name}) at layer {layer} | {:?} → {:?}", self.prompt, self.target),
             rows: self
@@ -104,7 +105,15 @@ impl fmt::Display for LayerTable {
         writeln!(f, "{:<token_w$}  {:>9}  {:>11}  {:<top_w$}  LL bottom", "token", "norm", "target rank", "LL top")?;
         for r in &self.rows {
             let rank = r.target_rank.map_or("-".to_string(), |x| x.to_string());
-            writeln!(f, "{:<token_w$}  {:>9.4}  {:>11}  {:<top_w$}  {}", r.token, r.norm, rank, r.top.join(", "), r.bottom.join(", "))?;
+            writeln!(
+                f,
+                "{:<token_w$}  {:>9.4}  {:>11}  {:<top_w$}  {}",
+                r.token,
+                r.norm,
+                rank,
+                r.top.join(", "),
+                r.bottom.join(", ")
+            )?;
         }
         Ok(())
     }
@@ -123,7 +132,9 @@ impl Report {
         let plain = format!("EVCXR_BEGIN_CONTENT text/plain\n{}\nEVCXR_END_CONTENT", self.summary());
         match self.default_figure().and_then(|t| Ok(t.to_svg()?)) {
             Ok(svg) => format!("EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT\n{plain}", svg.trim_end()),
-            Err(e) => format!("EVCXR_BEGIN_CONTENT text/plain\n{}\n(no figure: {e})\nEVCXR_END_CONTENT", self.summary()),
+            Err(e) => {
+                format!("EVCXR_BEGIN_CONTENT text/plain\n{}\n(no figure: {e})\nEVCXR_END_CONTENT", self.summary())
+            }
         }
     }
 }
@@ -144,7 +155,8 @@ impl LayerTable {
         );
         for r in &self.rows {
             let rank = r.target_rank.map_or("-".to_string(), |x| x.to_string());
-            let list = |v: &[String]| v.iter().map(|t| format!("<code>{}</code>", escape(t))).collect::<Vec<_>>().join(", ");
+            let list =
+                |v: &[String]| v.iter().map(|t| format!("<code>{}</code>", escape(t))).collect::<Vec<_>>().join(", ");
             h.push_str(&format!(
                 "<tr><td><code>{}</code></td><td>{:.4}</td><td>{rank}</td><td>{}</td><td>{}</td></tr>",
                 escape(&r.token),
@@ -175,12 +187,18 @@ mod tests {
     /// Two layers, two tokens; FF2 VJPs with " Paris" (7) at the bottom of the last token, and
     /// a zero (unranked) cell at the last layer's first token.
     fn report() -> Report {
-        let cell = |norm, rank, top: &[u32], bottom: &[u32]| ReportCell { norm, target_rank: rank, top: top.to_vec(), bottom: bottom.to_vec() };
+        let cell = |norm, rank, top: &[u32], bottom: &[u32]| ReportCell {
+            norm,
+            target_rank: rank,
+            top: top.to_vec(),
+            bottom: bottom.to_vec(),
+        };
         let vjp = vec![
             vec![cell(0.5, Some(40), &[3, 4], &[5, 7]), cell(1.5, Some(49), &[6, 3], &[7, 5])],
             vec![cell(0.0, None, &[], &[]), cell(2.0, Some(49), &[6, 4], &[7, 5])],
         ];
-        let texts = [(1, "Mess"), (2, " for"), (3, " the"), (4, "<b>"), (5, " France"), (6, " Barcelona"), (7, " Paris")];
+        let texts =
+            [(1, "Mess"), (2, " for"), (3, " the"), (4, "<b>"), (5, " France"), (6, " Barcelona"), (7, " Paris")];
         Report {
             model: "tiny".into(),
             prompt: "Mess for".into(),
@@ -208,7 +226,16 @@ mod tests {
     fn layer_table_lists_norm_rank_top_and_bottom_per_token() {
         let t = report().layer_table(Site::MLP_DOWN_VJP, 0, 1).unwrap();
         assert_eq!(t.title, "LL(mlp.down.vjp) at layer 0 | \"Mess for\" → \" Paris\"");
-        assert_eq!(t.rows[1], LayerTableRow { token: " for".into(), norm: 1.5, target_rank: Some(49), top: vec![" Barcelona".into()], bottom: vec![" Paris".into()] });
+        assert_eq!(
+            t.rows[1],
+            LayerTableRow {
+                token: " for".into(),
+                norm: 1.5,
+                target_rank: Some(49),
+                top: vec![" Barcelona".into()],
+                bottom: vec![" Paris".into()]
+            }
+        );
         let text = t.to_string();
         assert!(text.contains("\n for      1.5000           49   Barcelona   Paris\n"), "{text}");
         let last = report().layer_table(Site::MLP_DOWN_VJP, 1, 2).unwrap();
@@ -220,7 +247,10 @@ mod tests {
 
     #[test]
     fn summary_names_prompt_target_loss_and_sites() {
-        assert_eq!(report().summary(), "Report: tiny | \"Mess for\" → \" Paris\" (id 7) | 2 tokens, 2 layers, loss 3.5000 | sites: mlp.down.vjp");
+        assert_eq!(
+            report().summary(),
+            "Report: tiny | \"Mess for\" → \" Paris\" (id 7) | 2 tokens, 2 layers, loss 3.5000 | sites: mlp.down.vjp"
+        );
     }
 
     #[cfg(feature = "evcxr")]
@@ -248,6 +278,9 @@ mod tests {
         assert!(out.contains("<code>&lt;b&gt;</code>"), "token texts are escaped: {out}");
         assert!(out.contains("&quot;Mess for&quot;"), "{out}");
         let (_, plain) = out.split_once("EVCXR_BEGIN_CONTENT text/plain\n").unwrap();
-        assert!(plain.starts_with("LL(mlp.down.vjp) at layer 0") && plain.ends_with("France\nEVCXR_END_CONTENT"), "{plain}");
+        assert!(
+            plain.starts_with("LL(mlp.down.vjp) at layer 0") && plain.ends_with("France\nEVCXR_END_CONTENT"),
+            "{plain}"
+        );
     }
 }

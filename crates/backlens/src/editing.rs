@@ -5,11 +5,14 @@
 use crate::{Backlens, ModelSpec};
 use anyhow::{bail, Context, Result};
 use backlens_edit::eval::{default_corpus_path, load_corpus, markdown_table};
-use backlens_edit::sweep::{sweep, StepMethod, SweepOptions, SweepReport};
-use backlens_plot::{LineChart, ReferenceLine, Series};
 use backlens_edit::keys::{default_key_corpus_path, Key, LayerWhitener, TemplateContrast};
-use backlens_edit::{evaluate, AdamConfig, EditGuard, EditMethod, EditRequest, EvalOptions, EvalReport, Eta, FineTune, ForwardPassShift, OneStepAdam, OneStepSgd};
+use backlens_edit::sweep::{sweep, StepMethod, SweepOptions, SweepReport};
+use backlens_edit::{
+    evaluate, AdamConfig, EditGuard, EditMethod, EditRequest, Eta, EvalOptions, EvalReport, FineTune, ForwardPassShift,
+    OneStepAdam, OneStepSgd,
+};
 use backlens_model::{LanguageModel, Module};
+use backlens_plot::{LineChart, ReferenceLine, Series};
 use candle_core::{IndexOp, Tensor};
 use clap::{Args, ValueEnum};
 use std::io::Write;
@@ -129,9 +132,16 @@ impl MethodArgs {
                 let key = match name {
                     MethodName::FpsWhitened => {
                         let corpus = self.key_corpus.clone().unwrap_or_else(default_key_corpus_path);
-                        Key::Whitened(Arc::new(LayerWhitener::from_corpus(model, self.layer, &corpus, self.key_shrinkage)?))
+                        Key::Whitened(Arc::new(LayerWhitener::from_corpus(
+                            model,
+                            self.layer,
+                            &corpus,
+                            self.key_shrinkage,
+                        )?))
                     }
-                    MethodName::FpsTemplate => Key::TemplateContrast(Arc::new(TemplateContrast::new(self.key_shrinkage))),
+                    MethodName::FpsTemplate => {
+                        Key::TemplateContrast(Arc::new(TemplateContrast::new(self.key_shrinkage)))
+                    }
                     _ => Key::Input,
                 };
                 Box::new(ForwardPassShift { layer: self.layer, eta, skip_if_argmax: !self.no_skip, key })
@@ -255,7 +265,8 @@ pub fn top_predictions(model: &dyn LanguageModel, prompt: &[u32], k: usize) -> R
 fn show(model: &dyn LanguageModel, label: &str, prompt: &[u32], target: u32, k: usize) -> Result<()> {
     let (top, rank, p) = prediction(model, prompt, target, k)?;
     let tok = model.tokenizer();
-    let list: Vec<String> = top.iter().map(|&(id, p)| Ok(format!("{:?} {p:.3}", tok.decode(&[id])?))).collect::<Result<_>>()?;
+    let list: Vec<String> =
+        top.iter().map(|&(id, p)| Ok(format!("{:?} {p:.3}", tok.decode(&[id])?))).collect::<Result<_>>()?;
     println!("{label:<7} top-{k}: {}", list.join(", "));
     println!("{:<7} target {:?}: rank {rank}, p {p:.4}", "", tok.decode(&[target])?);
     Ok(())
@@ -286,14 +297,22 @@ pub fn run_edit(args: &EditArgs) -> Result<()> {
     let mut norms = Vec::new();
     for u in &edit.updates {
         let change = (&u.weight - model.weight(u.layer, u.module)?)?;
-        norms.push(format!("layers.{}.{}: |ΔW|_F {:.4}", u.layer, u.module.name(), change.sqr()?.sum_all()?.to_scalar::<f32>()?.sqrt()));
+        norms.push(format!(
+            "layers.{}.{}: |ΔW|_F {:.4}",
+            u.layer,
+            u.module.name(),
+            change.sqr()?.sum_all()?.to_scalar::<f32>()?.sqrt()
+        ));
     }
     let guard = EditGuard::apply(model.as_mut(), &edit)?;
     show(guard.model(), "after", &request.prompt, request.first_target(), args.top_k)?;
     println!("edit computed in {seconds:.2} s ({} step(s)); {}", edit.steps, norms.join("; "));
     if let Some(path) = &args.save {
-        let tensors: std::collections::HashMap<String, Tensor> =
-            edit.updates.iter().map(|u| (format!("layers.{}.{}.weight", u.layer, u.module.name()), u.weight.clone())).collect();
+        let tensors: std::collections::HashMap<String, Tensor> = edit
+            .updates
+            .iter()
+            .map(|u| (format!("layers.{}.{}.weight", u.layer, u.module.name()), u.weight.clone()))
+            .collect();
         candle_core::safetensors::save(&tensors, path).with_context(|| format!("cannot write {}", path.display()))?;
         println!("wrote {}", path.display());
     }
@@ -317,7 +336,11 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
     } else {
         None
     };
-    let options = EvalOptions { generation_tokens: args.generation_tokens, fluency_records: args.fluency_records, perplexity_corpus: corpus };
+    let options = EvalOptions {
+        generation_tokens: args.generation_tokens,
+        fluency_records: args.fluency_records,
+        perplexity_corpus: corpus,
+    };
     let mut reports: Vec<EvalReport> = Vec::new();
     for &name in &args.method {
         let method = args.settings.build(name, model.as_ref())?;
@@ -343,7 +366,8 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         "reports": reports,
     });
     let (json_path, md_path) = (args.out.join("eval.json"), args.out.join("eval.md"));
-    std::fs::write(&json_path, serde_json::to_string_pretty(&json)?).with_context(|| format!("cannot write {}", json_path.display()))?;
+    std::fs::write(&json_path, serde_json::to_string_pretty(&json)?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
     let md = format!(
         "{} on {} ({} records, seed {}); accuracies and n-gram entropy ×100, mean ± population std over records.\n\n{table}",
         model.name(),
@@ -362,7 +386,12 @@ fn progress_bar(label: &str, done: usize, total: usize, seconds: f64) {
     let filled = WIDTH * done / total.max(1);
     let eta = seconds / done.max(1) as f64 * (total - done) as f64;
     let mut err = std::io::stderr();
-    let _ = write!(err, "\r{label}: [{}{}] {done}/{total}  {seconds:.0} s, ~{eta:.0} s left ", "#".repeat(filled), ".".repeat(WIDTH - filled));
+    let _ = write!(
+        err,
+        "\r{label}: [{}{}] {done}/{total}  {seconds:.0} s, ~{eta:.0} s left ",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled)
+    );
     let _ = err.flush();
 }
 
@@ -427,13 +456,19 @@ pub fn default_sweep_layers(n_layers: usize, step: usize) -> Vec<usize> {
 /// can raise it a thousandfold), (c) the spread (population std over records) of `log10` of the
 /// minimum step, the paper's "variation".
 pub fn sweep_charts(report: &SweepReport) -> [LineChart; 3] {
-    let methods: Vec<StepMethod> = StepMethod::ALL.into_iter().filter(|m| report.cells.iter().any(|c| c.method == *m)).collect();
+    let methods: Vec<StepMethod> =
+        StepMethod::ALL.into_iter().filter(|m| report.cells.iter().any(|c| c.method == *m)).collect();
     let series = |f: &dyn Fn(&backlens_edit::sweep::SweepCell) -> Option<f64>| -> Vec<Series> {
         methods
             .iter()
             .map(|&m| Series {
                 name: m.label().to_string(),
-                points: report.cells.iter().filter(|c| c.method == m).map(|c| (c.layer as f64, f(c).unwrap_or(f64::NAN))).collect(),
+                points: report
+                    .cells
+                    .iter()
+                    .filter(|c| c.method == m)
+                    .map(|c| (c.layer as f64, f(c).unwrap_or(f64::NAN)))
+                    .collect(),
             })
             .collect()
     };
@@ -450,7 +485,11 @@ pub fn sweep_charts(report: &SweepReport) -> [LineChart; 3] {
         x_label: "edited layer (mlp.down)".into(),
         y_label: "log10 perplexity (mean over records)".into(),
         series: series(&|c| c.perplexity.map(|p| p.mean.log10())),
-        reference_lines: report.base_perplexity.map(|p| ReferenceLine { y: p.log10(), label: format!("unedited ({p:.1})") }).into_iter().collect(),
+        reference_lines: report
+            .base_perplexity
+            .map(|p| ReferenceLine { y: p.log10(), label: format!("unedited ({p:.1})") })
+            .into_iter()
+            .collect(),
         ..LineChart::default()
     };
     let spread = LineChart {
@@ -467,8 +506,10 @@ pub fn sweep_charts(report: &SweepReport) -> [LineChart; 3] {
 pub fn run_sweep(args: &SweepArgs) -> Result<()> {
     if let Some(path) = &args.from_json {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-        let report: SweepReport = serde_json::from_value(json["report"].clone()).with_context(|| format!("{} holds no sweep report", path.display()))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        let report: SweepReport = serde_json::from_value(json["report"].clone())
+            .with_context(|| format!("{} holds no sweep report", path.display()))?;
         let header = format!(
             "Figure 26 analog: {} ({} records, seed {}), redrawn from {}.",
             report.model,
@@ -481,7 +522,11 @@ pub fn run_sweep(args: &SweepArgs) -> Result<()> {
     let methods = args.methods.iter().map(|m| m.parse::<StepMethod>()).collect::<std::result::Result<Vec<_>, _>>()?;
     let bl = load(&args.model)?;
     let mut model = bl.model().boxed_clone();
-    let layers = if args.layers.is_empty() { default_sweep_layers(model.n_layers(), args.layer_step) } else { args.layers.clone() };
+    let layers = if args.layers.is_empty() {
+        default_sweep_layers(model.n_layers(), args.layer_step)
+    } else {
+        args.layers.clone()
+    };
     let dataset = args.dataset.clone().unwrap_or_else(backlens_data::default_dataset_path);
     let records = backlens_data::sample(&backlens_data::load(&dataset)?, args.limit, args.seed);
     let corpus = if args.no_perplexity {
@@ -489,9 +534,18 @@ pub fn run_sweep(args: &SweepArgs) -> Result<()> {
     } else {
         Some(load_corpus(model.as_ref(), &args.corpus.clone().unwrap_or_else(default_corpus_path), 256)?)
     };
-    let options = SweepOptions { layers, methods, resolution: args.resolution, perplexity_corpus: corpus, perplexity_records: args.perplexity_records, ..SweepOptions::default() };
+    let options = SweepOptions {
+        layers,
+        methods,
+        resolution: args.resolution,
+        perplexity_corpus: corpus,
+        perplexity_records: args.perplexity_records,
+        ..SweepOptions::default()
+    };
     let start = std::time::Instant::now();
-    let report = sweep(model.as_mut(), &records, &options, &mut |done, total| progress_bar("sweep", done, total, start.elapsed().as_secs_f64()))?;
+    let report = sweep(model.as_mut(), &records, &options, &mut |done, total| {
+        progress_bar("sweep", done, total, start.elapsed().as_secs_f64())
+    })?;
     eprintln!();
     let json = serde_json::json!({
         "dataset": dataset.display().to_string(),
@@ -500,16 +554,29 @@ pub fn run_sweep(args: &SweepArgs) -> Result<()> {
         "perplexity_records": args.perplexity_records,
         "report": report,
     });
-    let header = format!("Figure 26 analog: {} on {} ({} records, seed {}); {:.0} s.", report.model, dataset.display(), report.records, args.seed, report.seconds);
+    let header = format!(
+        "Figure 26 analog: {} on {} ({} records, seed {}); {:.0} s.",
+        report.model,
+        dataset.display(),
+        report.records,
+        args.seed,
+        report.seconds
+    );
     write_sweep(&report, &header, Some(&json), &args.out)
 }
 
 /// Writes `sweep.json` (when `json` is given), `sweep.md` and the charts into `out`.
-fn write_sweep(report: &SweepReport, header: &str, json: Option<&serde_json::Value>, out: &std::path::Path) -> Result<()> {
+fn write_sweep(
+    report: &SweepReport,
+    header: &str,
+    json: Option<&serde_json::Value>,
+    out: &std::path::Path,
+) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     if let Some(json) = json {
         let json_path = out.join("sweep.json");
-        std::fs::write(&json_path, serde_json::to_string_pretty(json)?).with_context(|| format!("cannot write {}", json_path.display()))?;
+        std::fs::write(&json_path, serde_json::to_string_pretty(json)?)
+            .with_context(|| format!("cannot write {}", json_path.display()))?;
         println!("wrote {}", json_path.display());
     }
     let table = report.markdown();
@@ -528,7 +595,8 @@ fn write_sweep(report: &SweepReport, header: &str, json: Option<&serde_json::Val
         }
         for ext in ["svg", "png"] {
             let path = out.join(format!("{name}.{ext}"));
-            if ext == "svg" { chart.write_svg(&path) } else { chart.write_png(&path) }.with_context(|| format!("cannot write {}", path.display()))?;
+            if ext == "svg" { chart.write_svg(&path) } else { chart.write_png(&path) }
+                .with_context(|| format!("cannot write {}", path.display()))?;
             println!("wrote {}", path.display());
         }
     }
@@ -543,7 +611,17 @@ mod tests {
 
     #[test]
     fn top_predictions_are_the_softmax_ranking() {
-        let spec = TinyLlama { n_layers: 2, d_model: 8, n_heads: 2, n_kv_heads: 1, d_ff: 12, vocab: 19, context: 16, rope: RopeLayout::HalfSplit, tied: true };
+        let spec = TinyLlama {
+            n_layers: 2,
+            d_model: 8,
+            n_heads: 2,
+            n_kv_heads: 1,
+            d_ff: 12,
+            vocab: 19,
+            context: 16,
+            rope: RopeLayout::HalfSplit,
+            tied: true,
+        };
         let model = random_llama(spec, 3);
         let prompt = [1, 2, 3];
         let top = top_predictions(&model, &prompt, 4).unwrap();

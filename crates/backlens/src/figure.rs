@@ -1,8 +1,8 @@
 //! The paper's Figure 4 table from a [`Report`].
 
 use crate::analysis::{Backlens, Error, Report, ReportCell};
-use backlens_plot::{readable_token, Cell, TokenTable};
 use backlens_model::Site;
+use backlens_plot::{readable_token, Cell, TokenTable};
 
 /// Longest token text in a figure cell, in characters.
 pub const CELL_CHARS: usize = 10;
@@ -62,11 +62,18 @@ impl Backlens {
     /// authors' demo, so both tables show where the update happens; otherwise the site's own norm.
     /// Token texts come from the report, or from the model's tokenizer for ids it lacks.
     pub fn figure(&self, report: &Report, site: Site, text: CellText) -> Result<TokenTable, Error> {
-        token_table(report, site, text, |id| report.token_texts.get(&id).cloned().unwrap_or_else(|| self.token_text(id)))
+        token_table(report, site, text, |id| {
+            report.token_texts.get(&id).cloned().unwrap_or_else(|| self.token_text(id))
+        })
     }
 }
 
-fn token_table(report: &Report, site: Site, text: CellText, token_text: impl Fn(u32) -> String) -> Result<TokenTable, Error> {
+fn token_table(
+    report: &Report,
+    site: Site,
+    text: CellText,
+    token_text: impl Fn(u32) -> String,
+) -> Result<TokenTable, Error> {
     let name = site.to_string();
     let cells = report.site(&name)?;
     let colour_site = if report.sites.contains_key("mlp.down.vjp") { "mlp.down.vjp" } else { name.as_str() };

@@ -18,8 +18,8 @@
 //! (low-rank gradients), [`lens`] (vocabulary projection), [`plot`] (token tables).
 
 mod analysis;
-pub mod editing;
 mod display;
+pub mod editing;
 mod figure;
 pub mod reproduce;
 mod spec;
@@ -27,15 +27,15 @@ mod terminal;
 
 pub use analysis::{Backlens, Error, LensOptions, Report, ReportCell};
 pub use backlens_algebra as algebra;
+pub use backlens_data as data;
 pub use backlens_edit as edit;
+pub use backlens_hub as hub;
 pub use backlens_lens as lens;
 pub use backlens_model as model;
 pub use backlens_plot as plot;
 pub use display::{LayerTable, LayerTableRow};
 pub use figure::CellText;
 pub use spec::ModelSpec;
-pub use backlens_hub as hub;
-pub use backlens_data as data;
 
 /// The README's Rust examples, compiled as doctests so that they cannot rot.
 #[doc = include_str!("../../../README.md")]

@@ -215,7 +215,8 @@ fn lens(bl: &Backlens, q: &QueryArgs, out: &Path, cell: CellChoice) -> Result<(R
 fn write_outputs(bl: &Backlens, report: &Report, out: &Path, cell: CellChoice) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create output directory {}", out.display()))?;
     let json = out.join("lens.json");
-    std::fs::write(&json, serde_json::to_string_pretty(report)?).with_context(|| format!("cannot write {}", json.display()))?;
+    std::fs::write(&json, serde_json::to_string_pretty(report)?)
+        .with_context(|| format!("cannot write {}", json.display()))?;
     let ff2_text = match cell {
         CellChoice::Bottom => CellText::Bottom,
         CellChoice::TopBottom => CellText::TopBottom,
@@ -247,7 +248,10 @@ fn write_outputs(bl: &Backlens, report: &Report, out: &Path, cell: CellChoice) -
 }
 
 fn print_summary(bl: &Backlens, report: &Report) -> Result<()> {
-    println!("model {}  prompt {:?}  target {:?} (id {})", report.model, report.prompt, report.target, report.target_id);
+    println!(
+        "model {}  prompt {:?}  target {:?} (id {})",
+        report.model, report.prompt, report.target, report.target_id
+    );
     println!("tokens {:?}  loss {:.4}  p(target) {:.4}", report.tokens, report.loss, (-report.loss).exp());
     println!();
     print!("{}", bl.terminal_table(report, Site::MLP_DOWN_VJP)?);
@@ -290,9 +294,13 @@ fn bench(args: &BenchArgs) -> Result<()> {
         bl.model().tokenizer().single_token(&q.target)?;
         Ok(())
     })?;
-    time("forward + backward with probes", &mut || bl.trace(&q.prompt, &q.target, &options).map(drop).map_err(Into::into))?;
+    time("forward + backward with probes", &mut || {
+        bl.trace(&q.prompt, &q.target, &options).map(drop).map_err(Into::into)
+    })?;
     let trace = bl.trace(&q.prompt, &q.target, &options)?;
-    time("projection: sites × layers × tokens", &mut || bl.report(&q.prompt, &q.target, &trace, &options).map(drop).map_err(Into::into))?;
+    time("projection: sites × layers × tokens", &mut || {
+        bl.report(&q.prompt, &q.target, &trace, &options).map(drop).map_err(Into::into)
+    })?;
     let report = bl.report(&q.prompt, &q.target, &trace, &options)?;
     time("output files (JSON, 2 SVG, 2 PNG)", &mut || write_outputs(&bl, &report, &out, CellChoice::Bottom).map(drop))?;
     time("whole `lens` query (load → JSON, SVG, PNG)", &mut || {
@@ -302,7 +310,13 @@ fn bench(args: &BenchArgs) -> Result<()> {
     let _ = std::fs::remove_dir_all(&out);
 
     let projected = options.sites.len() * bl.model().n_layers() * trace.n_tokens();
-    println!("backlens bench: {:?} → {:?}, {} tokens, {} sites, {projected} projected vectors, {n} runs", q.prompt, q.target, trace.n_tokens(), options.sites.len());
+    println!(
+        "backlens bench: {:?} → {:?}, {} tokens, {} sites, {projected} projected vectors, {n} runs",
+        q.prompt,
+        q.target,
+        trace.n_tokens(),
+        options.sites.len()
+    );
     println!("{:<44} {:>10} {:>10}", "phase", "min ms", "median ms");
     for (name, mut runs) in rows {
         runs.sort();

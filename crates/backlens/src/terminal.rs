@@ -18,7 +18,8 @@ impl Backlens {
         let vocab_last = self.lens().vocab_size().saturating_sub(1);
         let mut out = String::new();
         let which = if text == CellText::Bottom { "least" } else { "most" };
-        writeln!(out, "{name}: {which} likely token of LL(v) per layer and token (* = target at the very bottom)").unwrap();
+        writeln!(out, "{name}: {which} likely token of LL(v) per layer and token (* = target at the very bottom)")
+            .unwrap();
         write!(out, "{:>5} ", "layer").unwrap();
         for t in &report.tokens {
             write!(out, "{:<COLUMN$}", readable_token(t, COLUMN - 2)).unwrap();

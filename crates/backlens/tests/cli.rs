@@ -14,7 +14,19 @@ fn scratch(name: &str) -> PathBuf {
 #[test]
 fn lens_writes_json_svg_png_and_prints_the_table() {
     let out = scratch("lens");
-    let run = backlens(&["lens", "--prompt", "Lionel Messi plays for", "--target", " Paris", "--out", out.to_str().unwrap(), "--top-k", "3", "--sites", "attn.o.vjp"]);
+    let run = backlens(&[
+        "lens",
+        "--prompt",
+        "Lionel Messi plays for",
+        "--target",
+        " Paris",
+        "--out",
+        out.to_str().unwrap(),
+        "--top-k",
+        "3",
+        "--sites",
+        "attn.o.vjp",
+    ]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "stderr: {}", String::from_utf8_lossy(&run.stderr));
     assert!(stdout.contains("mlp.down.vjp: least likely token"), "{stdout}");
@@ -73,7 +85,9 @@ fn bench_reports_every_phase() {
     let run = backlens(&["bench", "--repeat", "1"]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    for phase in ["model load", "tokenizer", "forward + backward", "projection", "whole `lens` query", "peak resident memory"] {
+    for phase in
+        ["model load", "tokenizer", "forward + backward", "projection", "whole `lens` query", "peak resident memory"]
+    {
         assert!(stdout.contains(phase), "missing {phase}: {stdout}");
     }
 }
@@ -88,7 +102,17 @@ fn golden(name: &str) -> String {
 fn lens_runs_on_hugging_face_folders_of_both_architectures() {
     for name in ["gpt2-tiny", "llama-tiny"] {
         let out = scratch(name);
-        let run = backlens(&["lens", "--model", &golden(name), "--prompt", "The capital of France is", "--target", " Paris", "--out", out.to_str().unwrap()]);
+        let run = backlens(&[
+            "lens",
+            "--model",
+            &golden(name),
+            "--prompt",
+            "The capital of France is",
+            "--target",
+            " Paris",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         assert!(run.status.success(), "{name}: {}", String::from_utf8_lossy(&run.stderr));
         let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("lens.json")).unwrap()).unwrap();
         assert_eq!(json["model"], name);
@@ -115,7 +139,12 @@ fn an_uncached_hub_model_fails_fast_when_offline() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("openai-community/gpt2") && stderr.contains("config.json") && stderr.contains(&*cache.to_string_lossy()), "{stderr}");
+    assert!(
+        stderr.contains("openai-community/gpt2")
+            && stderr.contains("config.json")
+            && stderr.contains(&*cache.to_string_lossy()),
+        "{stderr}"
+    );
     assert!(start.elapsed().as_secs() < 10, "took {:?}", start.elapsed());
 }
 
@@ -138,11 +167,21 @@ fn lens_downloads_a_hub_model_from_a_local_hub_server() {
     let out = scratch("hub-out");
     let run_with = |extra_env: &[(&str, &str)]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_backlens"));
-        cmd.args(["lens", "--model", "hf:acme/gpt2-tiny", "--prompt", "The capital of France is", "--target", " Paris", "--out", out.to_str().unwrap()])
-            .env("HF_HOME", &home)
-            .env_remove("HF_HUB_OFFLINE")
-            .env_remove("HF_HUB_CACHE")
-            .env_remove("HUGGINGFACE_HUB_CACHE");
+        cmd.args([
+            "lens",
+            "--model",
+            "hf:acme/gpt2-tiny",
+            "--prompt",
+            "The capital of France is",
+            "--target",
+            " Paris",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("HF_HOME", &home)
+        .env_remove("HF_HUB_OFFLINE")
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HUGGINGFACE_HUB_CACHE");
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -169,10 +208,18 @@ fn reproduce_writes_pictures_numbers_and_statements() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "stderr: {}", String::from_utf8_lossy(&run.stderr));
     assert!(stdout.contains("== gradient-rank") && stdout.contains("== cosine"), "{stdout}");
-    for file in ["fig3-gradient-rank.svg", "fig3-gradient-rank.png", "gradient-rank.json", "gradient-rank.md", "fig23-last-token-mean.svg", "cosine.json"] {
+    for file in [
+        "fig3-gradient-rank.svg",
+        "fig3-gradient-rank.png",
+        "gradient-rank.json",
+        "gradient-rank.md",
+        "fig23-last-token-mean.svg",
+        "cosine.json",
+    ] {
         assert!(std::fs::metadata(out.join(file)).is_ok_and(|m| m.len() > 0), "{file} missing; stdout: {stdout}");
     }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("gradient-rank.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("gradient-rank.json")).unwrap()).unwrap();
     assert_eq!(json["prompts"], 3);
     assert_eq!(json["percent_rank_equals_n"]["mlp.up"].as_array().unwrap().len(), 30);
     std::fs::remove_dir_all(&out).ok();

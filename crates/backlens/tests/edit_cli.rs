@@ -14,7 +14,15 @@ fn scratch(name: &str) -> PathBuf {
 #[test]
 fn edit_shows_before_and_after_and_saves_the_weights() {
     let path = scratch("edited.safetensors");
-    let run = backlens(&["edit", "--prompt", "Lionel Messi plays for", "--target", " Paris", "--save", path.to_str().unwrap()]);
+    let run = backlens(&[
+        "edit",
+        "--prompt",
+        "Lionel Messi plays for",
+        "--target",
+        " Paris",
+        "--save",
+        path.to_str().unwrap(),
+    ]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "stderr: {}", String::from_utf8_lossy(&run.stderr));
     assert!(stdout.contains("before") && stdout.contains("after"), "{stdout}");
@@ -44,7 +52,8 @@ fn eval_writes_json_and_markdown() {
 
 #[test]
 fn whitened_key_edit_reaches_the_target_and_bad_shrinkage_is_refused() {
-    let run = backlens(&["edit", "--method", "fps-whitened", "--prompt", "Lionel Messi plays for", "--target", " Paris"]);
+    let run =
+        backlens(&["edit", "--method", "fps-whitened", "--prompt", "Lionel Messi plays for", "--target", " Paris"]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "stderr: {}", String::from_utf8_lossy(&run.stderr));
     assert!(stdout.contains("whitened key, shrinkage 0.1"), "{stdout}");
@@ -58,13 +67,29 @@ fn whitened_key_edit_reaches_the_target_and_bad_shrinkage_is_refused() {
 
 #[test]
 fn template_contrast_edit_needs_the_subject_and_reaches_the_target() {
-    let run = backlens(&["edit", "--method", "fps-template", "--prompt", "Lionel Messi plays for", "--target", " Paris"]);
+    let run =
+        backlens(&["edit", "--method", "fps-template", "--prompt", "Lionel Messi plays for", "--target", " Paris"]);
     assert_eq!(run.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&run.stderr).contains("needs --subject"), "{}", String::from_utf8_lossy(&run.stderr));
-    let run = backlens(&["edit", "--method", "fps-template", "--subject", "Ronaldo", "--prompt", "Lionel Messi plays for"]);
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("needs --subject"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let run =
+        backlens(&["edit", "--method", "fps-template", "--subject", "Ronaldo", "--prompt", "Lionel Messi plays for"]);
     assert_eq!(run.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&run.stderr).contains("does not occur in --prompt"));
-    let run = backlens(&["edit", "--method", "fps-template", "--subject", "Lionel Messi", "--prompt", "Lionel Messi plays for", "--target", " Paris"]);
+    let run = backlens(&[
+        "edit",
+        "--method",
+        "fps-template",
+        "--subject",
+        "Lionel Messi",
+        "--prompt",
+        "Lionel Messi plays for",
+        "--target",
+        " Paris",
+    ]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "stderr: {}", String::from_utf8_lossy(&run.stderr));
     assert!(stdout.contains("template-contrast key, shrinkage 0.1, 40 subjects"), "{stdout}");
@@ -83,7 +108,18 @@ fn edit_rejects_a_layer_the_model_lacks() {
 #[test]
 fn sweep_lr_writes_the_figure_26_numbers_and_charts() {
     let out = scratch("sweep");
-    let run = backlens(&["sweep-lr", "--layers", "23", "--methods", "fps,sgd", "--limit", "2", "--no-perplexity", "--out", out.to_str().unwrap()]);
+    let run = backlens(&[
+        "sweep-lr",
+        "--layers",
+        "23",
+        "--methods",
+        "fps,sgd",
+        "--limit",
+        "2",
+        "--no-perplexity",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(run.status.success(), "stderr: {}", String::from_utf8_lossy(&run.stderr));
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("sweep.json")).unwrap()).unwrap();
     let report = &json["report"];

@@ -8,8 +8,8 @@ use backlens::algebra::{cosine_similarity, LensReading};
 use backlens::lens::ProjectOptions;
 use backlens::model::{Module, TraceOptions};
 use backlens::reproduce::{
-    paper_depth_layer, reading_of, signed_intersection, update_neurons, FfMatrix, FigureGroup, NeuronOptions, NormGroup,
-    INTERSECTION_K, NEURON_PROMPT, NEURON_TARGET,
+    paper_depth_layer, reading_of, signed_intersection, update_neurons, FfMatrix, FigureGroup, NeuronOptions,
+    NormGroup, INTERSECTION_K, NEURON_PROMPT, NEURON_TARGET,
 };
 use backlens::Backlens;
 use candle_core::Tensor;
@@ -97,7 +97,10 @@ fn last_layer_ff2_neurons_are_plus_or_minus_delta_n() {
     }
     assert!(checked > 1000, "only {checked} non-zero neurons");
     let bands = &study.bands;
-    assert!(bands.iter().all(|b| (b.mean_abs_cos_last - 1.0).abs() < 1e-4 && b.frac_cos_sign_follows_coefficient == 1.0), "{bands:?}");
+    assert!(
+        bands.iter().all(|b| (b.mean_abs_cos_last - 1.0).abs() < 1e-4 && b.frac_cos_sign_follows_coefficient == 1.0),
+        "{bands:?}"
+    );
 }
 
 /// The signed intersection of v with −v is −k, with 3v it is +k; and the lens is odd under
@@ -176,4 +179,3 @@ fn reproduce_neurons_on_the_default_model() {
     let svg = heat.1.to_svg().unwrap();
     assert!(svg.starts_with("<svg") || svg.starts_with("<?xml"), "{}", &svg[..80.min(svg.len())]);
 }
-

@@ -32,11 +32,7 @@ pub struct FakeRepo {
 
 impl FakeRepo {
     pub fn new(repo: &str, commit: &str) -> Self {
-        FakeRepo {
-            repo: repo.into(),
-            commit: commit.into(),
-            files: Vec::new(),
-        }
+        FakeRepo { repo: repo.into(), commit: commit.into(), files: Vec::new() }
     }
 
     pub fn file(mut self, name: &str, bytes: impl Into<Vec<u8>>) -> Self {
@@ -100,29 +96,19 @@ impl FakeHub {
         let handle = std::thread::spawn(move || {
             let started = Instant::now();
             let mut served = 0;
-            while !stop2.load(Ordering::SeqCst)
-                && started.elapsed() < LIFETIME
-                && served < MAX_REQUESTS
-            {
+            while !stop2.load(Ordering::SeqCst) && started.elapsed() < LIFETIME && served < MAX_REQUESTS {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         if handle_conn(stream, &repos, &base2, &log2) {
                             served += 1;
                         }
                     }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(2))
-                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(2)),
                     Err(_) => break,
                 }
             }
         });
-        FakeHub {
-            endpoint: base,
-            log,
-            stop,
-            handle: Some(handle),
-        }
+        FakeHub { endpoint: base, log, stop, handle: Some(handle) }
     }
 
     pub fn request_count(&self) -> usize {
@@ -154,12 +140,7 @@ impl Drop for FakeHub {
 }
 
 /// Reads one request and answers it; returns whether a request was read.
-fn handle_conn(
-    mut stream: TcpStream,
-    repos: &[FakeRepo],
-    base: &str,
-    log: &Mutex<Vec<Logged>>,
-) -> bool {
+fn handle_conn(mut stream: TcpStream, repos: &[FakeRepo], base: &str, log: &Mutex<Vec<Logged>>) -> bool {
     stream.set_nonblocking(false).ok();
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok();
     stream.set_write_timeout(Some(Duration::from_secs(2))).ok();
@@ -186,10 +167,7 @@ fn handle_conn(
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let range = headers.get("range").cloned();
-    log.lock().unwrap().push(Logged {
-        path: path.clone(),
-        range: range.clone(),
-    });
+    log.lock().unwrap().push(Logged { path: path.clone(), range: range.clone() });
     let response = route(&method, &path, range.as_deref(), repos, base);
     let _ = stream.write_all(&response);
     let _ = stream.flush();
@@ -201,10 +179,7 @@ fn response(status: &str, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
     for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
-    out.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
+    out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
     let mut out = out.into_bytes();
     out.extend_from_slice(body);
     out
@@ -224,11 +199,8 @@ fn serve_bytes(bytes: &[u8], range: Option<&str>, mut headers: Vec<(&str, String
     };
     let (a, b) = spec.split_once('-').unwrap_or((spec, ""));
     let start: usize = a.parse().unwrap_or(0);
-    let end: usize = if b.is_empty() {
-        len.saturating_sub(1)
-    } else {
-        b.parse::<usize>().unwrap_or(len - 1).min(len - 1)
-    };
+    let end: usize =
+        if b.is_empty() { len.saturating_sub(1) } else { b.parse::<usize>().unwrap_or(len - 1).min(len - 1) };
     if start >= len || start > end {
         headers.push(("Content-Range", format!("bytes */{len}")));
         return response("416 Range Not Satisfiable", &headers, b"");
@@ -245,11 +217,7 @@ fn route(method: &str, path: &str, range: Option<&str>, repos: &[FakeRepo], base
         for repo in repos {
             for (name, bytes) in &repo.files {
                 if etag_of(name, bytes) == etag {
-                    return serve_bytes(
-                        bytes,
-                        range,
-                        vec![("Content-Type", "application/octet-stream".into())],
-                    );
+                    return serve_bytes(bytes, range, vec![("Content-Type", "application/octet-stream".into())]);
                 }
             }
         }

@@ -21,7 +21,8 @@ pub struct CosineExample {
 }
 
 /// The paper's Figure 22 edit.
-pub const FERRARI_EXAMPLE: CosineExample = CosineExample { template: "{}, created by", subject: "Ferrari Mondial", target: " Nintendo" };
+pub const FERRARI_EXAMPLE: CosineExample =
+    CosineExample { template: "{}, created by", subject: "Ferrari Mondial", target: " Nintendo" };
 
 const PAPER: &str = "Appendix G (GPT2-xl): cosine ≈ 0.4 over a sequence of 3-5 blocks for all tokens; for the last \
 token averaged over 100 edits, cosine > 0.7 across 10 blocks, and layer 0 vs layer 47 > 0.08, \"relatively high \
@@ -108,20 +109,34 @@ pub(super) fn reproduce(bl: &Backlens, sweep: &Sweep) -> Result<Reproduction, Er
         band(0.4),
         l - 1,
         mean[0][l - 1],
-        example_offsets.iter().map(|(s, o)| format!("{} {}", s.label(), fmt_opt(o.get(1).copied().flatten(), 2))).collect::<Vec<_>>().join(", "),
+        example_offsets
+            .iter()
+            .map(|(s, o)| format!("{} {}", s.label(), fmt_opt(o.get(1).copied().flatten(), 2)))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
     let mut pictures: Vec<(String, backlens_plot::Picture)> = example
         .iter()
         .map(|(segment, m)| {
             (
                 format!("fig22-{}", segment.label().replace(' ', "-")),
-                heatmap(format!("cos(δ^i, δ^j) of FF2, {} token of {:?} → {:?}", segment.label(), FERRARI_EXAMPLE.subject, FERRARI_EXAMPLE.target), m).into(),
+                heatmap(
+                    format!(
+                        "cos(δ^i, δ^j) of FF2, {} token of {:?} → {:?}",
+                        segment.label(),
+                        FERRARI_EXAMPLE.subject,
+                        FERRARI_EXAMPLE.target
+                    ),
+                    m,
+                )
+                .into(),
             )
         })
         .collect();
     pictures.push((
         "fig23-last-token-mean".into(),
-        heatmap(format!("cos(δ_n^i, δ_n^j) of FF2, mean over {} edits ({})", sweep.prompts.len(), sweep.model), &mean).into(),
+        heatmap(format!("cos(δ_n^i, δ_n^j) of FF2, mean over {} edits ({})", sweep.prompts.len(), sweep.model), &mean)
+            .into(),
     ));
     let mut series = vec![Series {
         name: format!("last token, mean of {} edits", sweep.prompts.len()),

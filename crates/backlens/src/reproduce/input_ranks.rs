@@ -29,10 +29,11 @@ pub(super) fn reproduce(sweep: &Sweep) -> Result<Reproduction, Error> {
     let incorrect = subset(sweep, |p| !p.answer_correct);
     let answer = |p: &PromptStats, l: usize| normalized_rank(p.input_answer_rank[l], v);
     let target = |p: &PromptStats, l: usize| normalized_rank(p.input_target_rank[l], v);
-    let mean_only = |s: Sweep, name: &str, f: &dyn Fn(&PromptStats, usize) -> Option<f64>| -> (Series, Vec<Option<f64>>) {
-        let (mut lines, stats) = last_token_lines(&s, &format!("{name}, {} prompts", s.prompts.len()), f);
-        (lines.swap_remove(0), stats.into_iter().map(|s| s.0).collect())
-    };
+    let mean_only =
+        |s: Sweep, name: &str, f: &dyn Fn(&PromptStats, usize) -> Option<f64>| -> (Series, Vec<Option<f64>>) {
+            let (mut lines, stats) = last_token_lines(&s, &format!("{name}, {} prompts", s.prompts.len()), f);
+            (lines.swap_remove(0), stats.into_iter().map(|s| s.0).collect())
+        };
     let (correct_line, correct_mean) = mean_only(correct, "correct", &answer);
     let (incorrect_line, incorrect_mean) = mean_only(incorrect, "incorrect", &answer);
     let (target_lines, target_stats) = last_token_lines(sweep, "target", target);
@@ -81,11 +82,22 @@ normalized rank in x_n: layer 0 {}, layer {half} {}, last layer {}.",
     // A slice may have no correct (or no incorrect) prompt: draw only lines with data.
     let mut pictures = Vec::new();
     if n_correct > 0 {
-        pictures.push(("fig20a-answer-rank-correct".to_string(), chart(title("LL rank of the answer in FF1's x_n, correct prompts"), vec![correct_line.clone()]).into()));
+        pictures.push((
+            "fig20a-answer-rank-correct".to_string(),
+            chart(title("LL rank of the answer in FF1's x_n, correct prompts"), vec![correct_line.clone()]).into(),
+        ));
     }
-    let both: Vec<Series> = [(correct_line, n_correct), (incorrect_line, n - n_correct)].into_iter().filter(|(_, k)| *k > 0).map(|(s, _)| s).collect();
-    pictures.push(("fig20b-answer-rank-all".to_string(), chart(title("LL rank of the answer in FF1's x_n"), both).into()));
-    pictures.push(("fig21-target-rank".to_string(), chart(title("LL rank of the target in FF1's x_n"), target_lines).into()));
+    let both: Vec<Series> = [(correct_line, n_correct), (incorrect_line, n - n_correct)]
+        .into_iter()
+        .filter(|(_, k)| *k > 0)
+        .map(|(s, _)| s)
+        .collect();
+    pictures
+        .push(("fig20b-answer-rank-all".to_string(), chart(title("LL rank of the answer in FF1's x_n"), both).into()));
+    pictures.push((
+        "fig21-target-rank".to_string(),
+        chart(title("LL rank of the target in FF1's x_n"), target_lines).into(),
+    ));
     Ok(Reproduction {
         group: FigureGroup::InputRanks,
         paper: PAPER.into(),

@@ -135,7 +135,10 @@ impl FromStr for FigureGroup {
             return Ok(group);
         }
         let number = |prefixes: &[&str]| {
-            prefixes.iter().find_map(|p| key.strip_prefix(p)).and_then(|n| n.trim_start_matches(['-', '_', ' ']).parse::<u32>().ok())
+            prefixes
+                .iter()
+                .find_map(|p| key.strip_prefix(p))
+                .and_then(|n| n.trim_start_matches(['-', '_', ' ']).parse::<u32>().ok())
         };
         if let Some(n) = number(&["figure", "fig", ""]) {
             if let Some(group) = FigureGroup::ALL.into_iter().find(|g| g.figure_numbers().contains(&n)) {
@@ -150,8 +153,7 @@ impl FromStr for FigureGroup {
         if matches!(key.as_str(), "appendix-c" | "appendix_c" | "c") {
             return Ok(FigureGroup::Neurons);
         }
-        let known: Vec<String> =
-            FigureGroup::ALL.iter().map(|g| format!("{} ({})", g.name(), g.covers())).collect();
+        let known: Vec<String> = FigureGroup::ALL.iter().map(|g| format!("{} ({})", g.name(), g.covers())).collect();
         Err(Error::Input(format!(
             "unknown figure {s:?}: give a figure number (3-9, 11-25), table-2..table-5, appendix-c, `all`, or a group: {}",
             known.join("; ")

@@ -186,10 +186,7 @@ pub fn signed_intersection(neuron: &[u32], negated_neuron: &[u32], spanning: &[u
 /// `neurons` and `negated` hold one list per neuron (`N`), `spanning` one per spanning vector
 /// (`T`); returns `[T][N]`.
 pub fn signed_intersection_matrix(neurons: &[Vec<u32>], negated: &[Vec<u32>], spanning: &[Vec<u32>]) -> Vec<Vec<i32>> {
-    spanning
-        .iter()
-        .map(|s| neurons.iter().zip(negated).map(|(n, m)| signed_intersection(n, m, s)).collect())
-        .collect()
+    spanning.iter().map(|s| neurons.iter().zip(negated).map(|(n, m)| signed_intersection(n, m, s)).collect()).collect()
 }
 
 /// The reading `R(v)` of a projection: its top or bottom list.
@@ -356,7 +353,9 @@ impl Backlens {
     pub fn trace_neurons(&self, prompt: &str, target: &str, layer: usize) -> Result<Trace, Error> {
         let n_layers = self.model().n_layers();
         if layer >= n_layers {
-            return Err(Error::Input(format!("layer {layer} is out of range: the model has {n_layers} layers (0..{n_layers})")));
+            return Err(Error::Input(format!(
+                "layer {layer} is out of range: the model has {n_layers} layers (0..{n_layers})"
+            )));
         }
         let tokenizer = self.model().tokenizer();
         let token_ids = tokenizer.encode(prompt)?;
@@ -370,7 +369,13 @@ impl Backlens {
     /// All `d_ff` update neurons and the `T` spanning vectors are projected in one batch (one
     /// matrix product, `(d_ff + T + 1, d) × (d, V)`); cosines are one product of the
     /// row-normalised matrices.
-    pub fn neuron_study(&self, trace: &Trace, layer: usize, matrix: FfMatrix, options: &NeuronOptions) -> Result<NeuronStudy, Error> {
+    pub fn neuron_study(
+        &self,
+        trace: &Trace,
+        layer: usize,
+        matrix: FfMatrix,
+        options: &NeuronOptions,
+    ) -> Result<NeuronStudy, Error> {
         let UpdateNeurons { neurons, spanning, coefficients } = update_neurons(trace, layer, matrix)?;
         let (n_neurons, d) = neurons.dims2()?;
         let n_tokens = spanning.dim(0)?;
@@ -378,7 +383,8 @@ impl Backlens {
         // One batch: neurons, spanning vectors and the zero vector.
         let zero = Tensor::zeros((1, d), neurons.dtype(), neurons.device())?;
         let batch = Tensor::cat(&[&neurons, &spanning, &zero], 0)?;
-        let project = ProjectOptions { k: options.k.max(TABLE_TOKENS), rank_tokens: vec![trace.target_id], normalize: false };
+        let project =
+            ProjectOptions { k: options.k.max(TABLE_TOKENS), rank_tokens: vec![trace.target_id], normalize: false };
         let projections = self.lens().project(&batch, &project)?;
         let (neuron_p, rest) = projections.split_at(n_neurons);
         let (spanning_p, zero_p) = rest.split_at(n_tokens);
@@ -392,7 +398,8 @@ impl Backlens {
             // opposite end of LL(v) (ties keep the lower id first at both ends).
             neuron_p.iter().map(|p| take(reading_of(p, opposite(options.reading)))).collect()
         } else {
-            let negated = self.lens().project(&neurons.neg()?, &ProjectOptions { k, rank_tokens: vec![], normalize: false })?;
+            let negated =
+                self.lens().project(&neurons.neg()?, &ProjectOptions { k, rank_tokens: vec![], normalize: false })?;
             negated.iter().map(|p| take(reading_of(p, options.reading))).collect()
         };
         let intersection = signed_intersection_matrix(&neuron_lists, &negated_lists, &spanning_lists);
@@ -440,7 +447,10 @@ impl Backlens {
             spanning_target_rank: spanning_p.iter().map(|p| p.ranks[0]).collect(),
             vocab_size: self.lens().vocab_size(),
         };
-        study.bands = norm_bands(n_neurons, BAND_SIZE).into_iter().map(|(name, positions)| study.band(name, &positions)).collect();
+        study.bands = norm_bands(n_neurons, BAND_SIZE)
+            .into_iter()
+            .map(|(name, positions)| study.band(name, &positions))
+            .collect();
         Ok(study)
     }
 }
@@ -477,7 +487,13 @@ impl Backlens {
     /// For every layer, the `band` largest update neurons of `matrix` against the spanning vectors
     /// of `prompt` → `target`: cosines (one product per layer) and the lens top-1/bottom-1 of the
     /// band's neurons and of the last spanning vector, all layers projected in one batch.
-    pub fn neuron_depth_profile(&self, prompt: &str, target: &str, matrix: FfMatrix, band: usize) -> Result<Vec<DepthRow>, Error> {
+    pub fn neuron_depth_profile(
+        &self,
+        prompt: &str,
+        target: &str,
+        matrix: FfMatrix,
+        band: usize,
+    ) -> Result<Vec<DepthRow>, Error> {
         let tokenizer = self.model().tokenizer();
         let token_ids = tokenizer.encode(prompt)?;
         let target_id = tokenizer.single_token(target)?;
@@ -489,12 +505,18 @@ impl Backlens {
             let u = update_neurons(&trace, layer, matrix)?;
             let norms = row_norms(&u.neurons)?;
             let neurons: Vec<usize> = order_by_norm(&norms).into_iter().take(band).collect();
-            let idx = Tensor::from_vec(neurons.iter().map(|&j| j as u32).collect::<Vec<_>>(), neurons.len(), u.neurons.device())?;
+            let idx = Tensor::from_vec(
+                neurons.iter().map(|&j| j as u32).collect::<Vec<_>>(),
+                neurons.len(),
+                u.neurons.device(),
+            )?;
             let picked = u.neurons.index_select(&idx, 0)?; // (b, d)
             let cos = cosine_similarity(&u.spanning, &picked)?.to_vec2::<f32>()?; // (T, b)
             let coef = u.coefficients.index_select(&idx, 1)?.to_dtype(DType::F32)?.to_vec2::<f32>()?; // (T, b)
             let best: Vec<usize> = (0..neurons.len())
-                .map(|c| (0..=last).max_by(|&a, &b| cos[a][c].abs().total_cmp(&cos[b][c].abs()).then(b.cmp(&a))).unwrap_or(0))
+                .map(|c| {
+                    (0..=last).max_by(|&a, &b| cos[a][c].abs().total_cmp(&cos[b][c].abs()).then(b.cmp(&a))).unwrap_or(0)
+                })
                 .collect();
             rows.push(DepthRow {
                 layer,
@@ -516,7 +538,8 @@ impl Backlens {
             to_project.push(u.spanning.narrow(0, last, 1)?);
         }
         let batch = Tensor::cat(&to_project, 0)?;
-        let projections = self.lens().project(&batch, &ProjectOptions { k: 1, rank_tokens: vec![target_id], normalize: false })?;
+        let projections =
+            self.lens().project(&batch, &ProjectOptions { k: 1, rank_tokens: vec![target_id], normalize: false })?;
         let mut it = projections.iter();
         for row in &mut rows {
             let band: Vec<&Projection> = it.by_ref().take(row.neurons.len()).collect();
@@ -552,7 +575,9 @@ pub fn depth_chart(rows: &[DepthRow], matrix: FfMatrix, target: &str, marked_lay
             series(&format!("mean |cos(neuron, {last})|"), &|r| r.mean_abs_cos_last),
             series(&format!("fraction best-matching {last}"), &|r| r.frac_best_is_last),
             series("fraction with a flipped sign (best cos < 0)", &|r| r.frac_negative_best_cos),
-            series(&format!("fraction with {target:?} as LL top-1 or bottom-1"), &|r| r.frac_target_top1 + r.frac_target_bottom1),
+            series(&format!("fraction with {target:?} as LL top-1 or bottom-1"), &|r| {
+                r.frac_target_top1 + r.frac_target_bottom1
+            }),
         ],
         x_range: None,
         y_range: Some((0.0, 1.0)),
@@ -612,7 +637,9 @@ impl NeuronStudy {
 
     /// The prompt token whose spanning vector has the largest `|cos|` with neuron `j`.
     pub fn best_token(&self, j: usize) -> usize {
-        (0..self.tokens.len()).max_by(|&a, &b| self.cosine[a][j].abs().total_cmp(&self.cosine[b][j].abs()).then(b.cmp(&a))).unwrap_or(0)
+        (0..self.tokens.len())
+            .max_by(|&a, &b| self.cosine[a][j].abs().total_cmp(&self.cosine[b][j].abs()).then(b.cmp(&a)))
+            .unwrap_or(0)
     }
 
     /// Statistics of the neurons at `positions` of the norm order (0 = largest norm).
@@ -649,7 +676,10 @@ impl NeuronStudy {
     /// Mean `|cos|` between distinct spanning vectors with a non-zero norm among `tokens`.
     pub fn mean_spanning_abs_cos(&self, tokens: &[usize]) -> f32 {
         let live: Vec<usize> = tokens.iter().copied().filter(|&i| self.spanning_norms[i] > 0.0).collect();
-        mean(live.iter().flat_map(|&a| live.iter().filter(move |&&b| b > a).map(move |&b| self.spanning_cosine[a][b].abs())))
+        mean(
+            live.iter()
+                .flat_map(|&a| live.iter().filter(move |&&b| b > a).map(move |&b| self.spanning_cosine[a][b].abs())),
+        )
     }
 
     /// Prompt tokens by descending spanning-vector norm.
@@ -668,7 +698,11 @@ impl NeuronStudy {
 
     fn heatmap(&self, what: &str, values: Vec<Vec<f32>>, sorted: bool, range: f32, value_label: &str) -> Heatmap {
         let (values, col_labels, order) = if sorted {
-            (self.sorted_by_norm(&values), (1..=self.n_neurons()).map(|r| r.to_string()).collect(), "sorted by norm, rank 1 = largest")
+            (
+                self.sorted_by_norm(&values),
+                (1..=self.n_neurons()).map(|r| r.to_string()).collect(),
+                "sorted by norm, rank 1 = largest",
+            )
         } else {
             (values, (0..self.n_neurons()).map(|j| j.to_string()).collect(), "by index")
         };
@@ -1035,7 +1069,11 @@ mod tests {
         // A tie counts as positive; an empty (tied-logit) reading scores 0.
         assert_eq!(signed_intersection(&[1, 2], &[3, 4], &spanning), 2);
         assert_eq!(signed_intersection(&[], &[], &spanning), 0);
-        let m = signed_intersection_matrix(&[vec![1, 2], vec![5]], &[vec![3], vec![1, 2, 3]], &[spanning.to_vec(), vec![5]]);
+        let m = signed_intersection_matrix(
+            &[vec![1, 2], vec![5]],
+            &[vec![3], vec![1, 2, 3]],
+            &[spanning.to_vec(), vec![5]],
+        );
         assert_eq!(m, vec![vec![2, -3], vec![0, 1]]);
     }
 

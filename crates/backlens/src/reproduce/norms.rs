@@ -23,20 +23,16 @@ pub fn norm_table(sweep: &Sweep, site: &str) -> SegmentTable {
 
 /// Pearson correlation of two equally shaped tables over the cells both have.
 fn correlation(a: &SegmentTable, b: &SegmentTable) -> Option<f64> {
-    let pairs: Vec<(f64, f64)> = a
-        .values
-        .iter()
-        .flatten()
-        .zip(b.values.iter().flatten())
-        .filter_map(|(x, y)| Some(((*x)?, (*y)?)))
-        .collect();
+    let pairs: Vec<(f64, f64)> =
+        a.values.iter().flatten().zip(b.values.iter().flatten()).filter_map(|(x, y)| Some(((*x)?, (*y)?))).collect();
     let n = pairs.len() as f64;
     if n < 2.0 {
         return None;
     }
     let (mx, my) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
     let cov: f64 = pairs.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
-    let (vx, vy): (f64, f64) = (pairs.iter().map(|p| (p.0 - mx).powi(2)).sum(), pairs.iter().map(|p| (p.1 - my).powi(2)).sum());
+    let (vx, vy): (f64, f64) =
+        (pairs.iter().map(|p| (p.0 - mx).powi(2)).sum(), pairs.iter().map(|p| (p.1 - my).powi(2)).sum());
     (vx > 0.0 && vy > 0.0).then(|| cov / (vx * vy).sqrt())
 }
 
@@ -59,9 +55,12 @@ pub(super) fn reproduce(sweep: &Sweep) -> Result<Reproduction, Error> {
     let input_sites = ["mlp.up.input", "mlp.down.input"].into_iter().filter(|s| first.norms.contains_key(*s));
     let ff2 = norm_table(sweep, "mlp.down.vjp");
     let ff1_inputs = norm_table(sweep, "mlp.up.input");
-    let title = |site: &str, what: &str| format!("mean |{what}| of {site} by layer and segment ({}, {} prompts)", sweep.model, sweep.prompts.len());
+    let title = |site: &str, what: &str| {
+        format!("mean |{what}| of {site} by layer and segment ({}, {} prompts)", sweep.model, sweep.prompts.len())
+    };
 
-    let mut pictures = vec![("fig5-mlp.down.vjp".to_string(), ff2.heatmap(title("mlp.down.vjp", "δ_i"), "mean |δ_i|".into()).into())];
+    let mut pictures =
+        vec![("fig5-mlp.down.vjp".to_string(), ff2.heatmap(title("mlp.down.vjp", "δ_i"), "mean |δ_i|".into()).into())];
     let mut tables = serde_json::Map::new();
     for site in &vjp_sites {
         let table = norm_table(sweep, site);
@@ -106,7 +105,15 @@ pub(super) fn reproduce(sweep: &Sweep) -> Result<Reproduction, Error> {
     }
     let runs_text: Vec<String> = runs
         .iter()
-        .map(|(s, a, b)| if a == b { format!("layer {a}: {}", s.label()) } else { format!("layers {a}-{b}: {}", s.label()) })
+        .map(
+            |(s, a, b)| {
+                if a == b {
+                    format!("layer {a}: {}", s.label())
+                } else {
+                    format!("layers {a}-{b}: {}", s.label())
+                }
+            },
+        )
         .collect();
     // Each layer's column divided by its largest segment: where the update goes within a layer,
     // independent of how the gradient's scale changes with depth.
@@ -123,7 +130,12 @@ pub(super) fn reproduce(sweep: &Sweep) -> Result<Reproduction, Error> {
         1,
         (
             "fig5-mlp.down.vjp-per-layer".to_string(),
-            relative.heatmap(title("mlp.down.vjp", "δ_i") + ", each layer scaled to its largest segment", "mean |δ_i| / layer max".into()).into(),
+            relative
+                .heatmap(
+                    title("mlp.down.vjp", "δ_i") + ", each layer scaled to its largest segment",
+                    "mean |δ_i| / layer max".into(),
+                )
+                .into(),
         ),
     );
     let ours = format!(

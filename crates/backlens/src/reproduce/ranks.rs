@@ -20,7 +20,10 @@ gradients have rank 1 (Appendix A: only the last token's VJP is non-zero there).
 examples the rank drops by one or two.";
 
 /// Per module, the percentage of prompts whose gradient rank equals n at each layer.
-fn percent_full_rank(sweep: &Sweep, ranks: impl Fn(&super::PromptStats) -> &BTreeMap<String, Vec<usize>>) -> BTreeMap<String, Vec<f64>> {
+fn percent_full_rank(
+    sweep: &Sweep,
+    ranks: impl Fn(&super::PromptStats) -> &BTreeMap<String, Vec<usize>>,
+) -> BTreeMap<String, Vec<f64>> {
     let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let total = sweep.prompts.len().max(1) as f64;
     for prompt in &sweep.prompts {
@@ -80,10 +83,8 @@ pub(super) fn reproduce(sweep: &Sweep) -> Result<Reproduction, Error> {
             norms[..norms.len() - 1].iter().all(|&n| n == 0.0) && norms[norms.len() - 1] > 0.0
         })
         .count();
-    let below_last: BTreeMap<&String, f64> = default
-        .iter()
-        .map(|(m, row)| (m, row[..last].iter().copied().fold(f64::INFINITY, f64::min)))
-        .collect();
+    let below_last: BTreeMap<&String, f64> =
+        default.iter().map(|(m, row)| (m, row[..last].iter().copied().fold(f64::INFINITY, f64::min))).collect();
     let per_module: Vec<String> = default
         .keys()
         .map(|m| {
@@ -131,7 +132,12 @@ tolerance of 1e-6 the percentages below the last layer are: {}. {}{query_note}",
         } else {
             format!(
                 "Modules below the paper's 98.5% at some layer: {}.",
-                below_last.iter().filter(|(_, &p)| p <= PAPER_THRESHOLD).map(|(m, _)| m.as_str()).collect::<Vec<_>>().join(", ")
+                below_last
+                    .iter()
+                    .filter(|(_, &p)| p <= PAPER_THRESHOLD)
+                    .map(|(m, _)| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
     );

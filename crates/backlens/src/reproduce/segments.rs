@@ -66,8 +66,13 @@ impl Segment {
 ///
 /// Returns the prompt's token ids and one segment per token. Errors when the template has no
 /// `{}`, the prompt is empty, or no token overlaps the subject.
-pub fn segment_prompt(tokenizer: &TextTokenizer, template: &str, subject: &str) -> Result<(Vec<u32>, Vec<Segment>), Error> {
-    let invalid = |reason: String| Error::Input(format!("cannot segment {template:?} with subject {subject:?}: {reason}"));
+pub fn segment_prompt(
+    tokenizer: &TextTokenizer,
+    template: &str,
+    subject: &str,
+) -> Result<(Vec<u32>, Vec<Segment>), Error> {
+    let invalid =
+        |reason: String| Error::Input(format!("cannot segment {template:?} with subject {subject:?}: {reason}"));
     let start = template.find("{}").ok_or_else(|| invalid("the template has no `{}` for the subject".into()))?;
     let prompt = template.replacen("{}", subject, 1);
     let ids = tokenizer.encode(&prompt)?;
@@ -75,9 +80,7 @@ pub fn segment_prompt(tokenizer: &TextTokenizer, template: &str, subject: &str) 
         return Err(invalid("the prompt has no tokens".into()));
     }
     // Character end of each token: the length of the decoded prefix that ends with it.
-    let ends = (1..=ids.len())
-        .map(|k| tokenizer.decode(&ids[..k]).map(|s| s.len()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let ends = (1..=ids.len()).map(|k| tokenizer.decode(&ids[..k]).map(|s| s.len())).collect::<Result<Vec<_>, _>>()?;
     let subject_span = start..start + subject.len();
     let subject_tokens: Vec<usize> = (0..ids.len())
         .filter(|&k| {

@@ -133,7 +133,10 @@ impl Backlens {
 
     /// Numerical rank of every linear module's gradient at every layer, under the default and
     /// the relative tolerance.
-    fn gradient_ranks(&self, trace: &Trace) -> Result<(BTreeMap<String, Vec<usize>>, BTreeMap<String, Vec<usize>>), Error> {
+    fn gradient_ranks(
+        &self,
+        trace: &Trace,
+    ) -> Result<(BTreeMap<String, Vec<usize>>, BTreeMap<String, Vec<usize>>), Error> {
         let (mut default, mut relative) = (BTreeMap::new(), BTreeMap::new());
         for module in Module::linear().filter(|&m| trace.get(Site::new(m, Kind::Input).at(0)).is_some()) {
             let (mut d, mut r) = (Vec::new(), Vec::new());
@@ -151,16 +154,27 @@ impl Backlens {
 
     /// Ranks of `target` and `answer` in LL(δ_i) of FF2 at every layer and token: one batch.
     #[allow(clippy::type_complexity)]
-    fn vjp_ranks(&self, trace: &Trace, target: u32, answer: u32) -> Result<(Vec<Vec<Option<usize>>>, Vec<Vec<Option<usize>>>), Error> {
+    fn vjp_ranks(
+        &self,
+        trace: &Trace,
+        target: u32,
+        answer: u32,
+    ) -> Result<(Vec<Vec<Option<usize>>>, Vec<Vec<Option<usize>>>), Error> {
         let n_tokens = trace.n_tokens();
         let rows = self.site_rows(trace, Site::MLP_DOWN_VJP)?; // (L·T, d)
         let ranks = self.ranks_of(&rows, target, answer)?;
-        let grid = |which: usize| ranks.chunks(n_tokens).map(|layer| layer.iter().map(|r| r[which]).collect()).collect();
+        let grid =
+            |which: usize| ranks.chunks(n_tokens).map(|layer| layer.iter().map(|r| r[which]).collect()).collect();
         Ok((grid(0), grid(1)))
     }
 
     /// Ranks of `target` and `answer` in LL(x_n) of FF1 at the last token, per layer.
-    fn last_input_ranks(&self, trace: &Trace, target: u32, answer: u32) -> Result<(Vec<Option<usize>>, Vec<Option<usize>>), Error> {
+    fn last_input_ranks(
+        &self,
+        trace: &Trace,
+        target: u32,
+        answer: u32,
+    ) -> Result<(Vec<Option<usize>>, Vec<Option<usize>>), Error> {
         let last = trace.n_tokens() - 1;
         let rows = (0..self.model().n_layers())
             .map(|l| Ok(trace.require(Site::MLP_UP_INPUT.at(l))?.narrow(0, last, 1)?))
@@ -171,7 +185,8 @@ impl Backlens {
 
     /// Every layer of `site` stacked: (L·T, d).
     fn site_rows(&self, trace: &Trace, site: Site) -> Result<Tensor, Error> {
-        let rows = (0..self.model().n_layers()).map(|l| trace.require(site.at(l)).cloned()).collect::<Result<Vec<_>, _>>()?;
+        let rows =
+            (0..self.model().n_layers()).map(|l| trace.require(site.at(l)).cloned()).collect::<Result<Vec<_>, _>>()?;
         Ok(Tensor::cat(&rows, 0)?)
     }
 
@@ -197,7 +212,9 @@ fn norms(trace: &Trace, n_layers: usize) -> Result<BTreeMap<String, Vec<Vec<f32>
     let mut out = BTreeMap::new();
     for site in Site::all().filter(|s| trace.get(s.at(0)).is_some()) {
         let per_layer = (0..n_layers)
-            .map(|l| Ok(trace.require(HookPoint { layer: l, site })?.sqr()?.sum(D::Minus1)?.sqrt()?.to_vec1::<f32>()?))
+            .map(|l| {
+                Ok(trace.require(HookPoint { layer: l, site })?.sqr()?.sum(D::Minus1)?.sqrt()?.to_vec1::<f32>()?)
+            })
             .collect::<Result<Vec<_>, Error>>()?;
         out.insert(site.to_string(), per_layer);
     }

@@ -22,10 +22,18 @@ pub struct Example {
 pub const PAPER_EXAMPLES: [Example; 6] = [
     Example { prompt: "Obama grew up in", target: " Paris", paper: "Figure 4a (GPT2-small)" },
     Example { prompt: "Jack Dorsey founded", target: " IBM", paper: "Figure 4b (GPT2-small)" },
-    Example { prompt: "Lionel Messi plays for", target: " Paris", paper: "Figures 11, 24 and Tables 3, 5 (GPT2-medium); Figure 15 (Llama2-7B)" },
+    Example {
+        prompt: "Lionel Messi plays for",
+        target: " Paris",
+        paper: "Figures 11, 24 and Tables 3, 5 (GPT2-medium); Figure 15 (Llama2-7B)",
+    },
     // The paper's target " BMW" is two SmolLM2 tokens (" BM", "W"); the lens needs one, so we
     // use another car maker.
-    Example { prompt: "Ipod Nano, developed by", target: " Toyota", paper: "Figure 12 (GPT2-xl; the paper's target is \" BMW\", two SmolLM2 tokens)" },
+    Example {
+        prompt: "Ipod Nano, developed by",
+        target: " Toyota",
+        paper: "Figure 12 (GPT2-xl; the paper's target is \" BMW\", two SmolLM2 tokens)",
+    },
     Example { prompt: "Pikachu is a type of", target: " music", paper: "Figures 13, 25 (GPT2-xl)" },
     Example { prompt: "Eddy Cue is employed by", target: " BBC", paper: "Figure 14 (Llama2-7B)" },
 ];
@@ -94,11 +102,14 @@ impl Backlens {
         let options = LensOptions::default();
         let trace = self.trace(example.prompt, example.target, &options)?;
         let plain = self.report(example.prompt, example.target, &trace, &options)?;
-        let normalized = self.report(example.prompt, example.target, &trace, &LensOptions { normalize: true, ..options })?;
+        let normalized =
+            self.report(example.prompt, example.target, &trace, &LensOptions { normalize: true, ..options })?;
         let answer_id = trace.logits.argmax(D::Minus1)?.to_scalar::<u32>()?;
         let last = plain.tokens.len() - 1;
         let vjps = plain.site(&Site::MLP_DOWN_VJP.to_string())?;
-        let layers_where = |pick: &dyn Fn(&crate::ReportCell) -> bool| -> Vec<usize> { (0..vjps.len()).filter(|&l| pick(&vjps[l][last])).collect() };
+        let layers_where = |pick: &dyn Fn(&crate::ReportCell) -> bool| -> Vec<usize> {
+            (0..vjps.len()).filter(|&l| pick(&vjps[l][last])).collect()
+        };
         let summary = ExampleSummary {
             prompt: example.prompt.into(),
             target: example.target.into(),
@@ -120,7 +131,10 @@ pub(super) fn reproduce(bl: &Backlens) -> Result<Reproduction, Error> {
         let stem = format!("example{}", i + 1);
         pictures.push((format!("{stem}-ff1-top"), bl.figure(&plain, Site::MLP_UP_INPUT, CellText::Top)?.into()));
         pictures.push((format!("{stem}-ff2-bottom"), bl.figure(&plain, Site::MLP_DOWN_VJP, CellText::Bottom)?.into()));
-        pictures.push((format!("{stem}-ff2-top-bottom"), bl.figure(&plain, Site::MLP_DOWN_VJP, CellText::TopBottom)?.into()));
+        pictures.push((
+            format!("{stem}-ff2-top-bottom"),
+            bl.figure(&plain, Site::MLP_DOWN_VJP, CellText::TopBottom)?.into(),
+        ));
         summaries.push(summary);
     }
     let n_layers = bl.model().n_layers();
@@ -137,12 +151,15 @@ pub(super) fn reproduce(bl: &Backlens) -> Result<Reproduction, Error> {
             )
         })
         .collect();
-    let total = summaries.iter().fold(LensAgreement { cells: 0, same_top_bottom: 0, same_target_rank: 0, max_rank_difference: 0 }, |t, s| LensAgreement {
-        cells: t.cells + s.normalized.cells,
-        same_top_bottom: t.same_top_bottom + s.normalized.same_top_bottom,
-        same_target_rank: t.same_target_rank + s.normalized.same_target_rank,
-        max_rank_difference: t.max_rank_difference.max(s.normalized.max_rank_difference),
-    });
+    let total = summaries.iter().fold(
+        LensAgreement { cells: 0, same_top_bottom: 0, same_target_rank: 0, max_rank_difference: 0 },
+        |t, s| LensAgreement {
+            cells: t.cells + s.normalized.cells,
+            same_top_bottom: t.same_top_bottom + s.normalized.same_top_bottom,
+            same_target_rank: t.same_target_rank + s.normalized.same_target_rank,
+            max_rank_difference: t.max_rank_difference.max(s.normalized.max_rank_difference),
+        },
+    );
     let ours = format!(
         "{}: {}. Normalized logit lens (Figures 24-25): of {} cells (plain vs normalized, same trace), {} have \
 identical top-5 and bottom-5 tokens and {} the identical target rank; the largest target-rank difference is {} \

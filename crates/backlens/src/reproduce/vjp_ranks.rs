@@ -23,11 +23,19 @@ pub fn normalized_rank(rank: Option<usize>, vocab_size: usize) -> Option<f64> {
 }
 
 /// Mean and median over prompts of a per-layer value of the last token, as two lines.
-pub(super) fn last_token_lines(sweep: &Sweep, name: &str, value: impl Fn(&PromptStats, usize) -> Option<f64>) -> (Vec<Series>, Vec<(Option<f64>, Option<f64>)>) {
+pub(super) fn last_token_lines(
+    sweep: &Sweep,
+    name: &str,
+    value: impl Fn(&PromptStats, usize) -> Option<f64>,
+) -> (Vec<Series>, Vec<(Option<f64>, Option<f64>)>) {
     let stats: Vec<_> = (0..sweep.n_layers).map(|l| mean_median(sweep.prompts.iter().map(|p| value(p, l)))).collect();
     let line = |label: &str, pick: fn(&(Option<f64>, Option<f64>)) -> Option<f64>| Series {
         name: format!("{name} ({label})"),
-        points: stats.iter().enumerate().map(|(l, s)| (normalized_layer(l, sweep.n_layers), pick(s).unwrap_or(f64::NAN))).collect(),
+        points: stats
+            .iter()
+            .enumerate()
+            .map(|(l, s)| (normalized_layer(l, sweep.n_layers), pick(s).unwrap_or(f64::NAN)))
+            .collect(),
     };
     (vec![line("mean", |s| s.0), line("median", |s| s.1)], stats)
 }
@@ -48,13 +56,21 @@ pub(super) fn rank_chart(title: String, series: Vec<Series>) -> LineChart {
 pub(super) fn reproduce(sweep: &Sweep) -> Result<Reproduction, Error> {
     let v = sweep.vocab_size;
     let last = |p: &PromptStats| p.tokens.len() - 1;
-    let by_segment = SegmentTable::average(sweep, |p, l| p.vjp_target_rank[l].iter().map(|&r| normalized_rank(r, v)).collect());
-    let (target_lines, target_stats) = last_token_lines(sweep, "target", |p, l| normalized_rank(p.vjp_target_rank[l][last(p)], v));
-    let (answer_lines, answer_stats) = last_token_lines(sweep, "original answer", |p, l| normalized_rank(p.vjp_answer_rank[l][last(p)], v));
+    let by_segment =
+        SegmentTable::average(sweep, |p, l| p.vjp_target_rank[l].iter().map(|&r| normalized_rank(r, v)).collect());
+    let (target_lines, target_stats) =
+        last_token_lines(sweep, "target", |p, l| normalized_rank(p.vjp_target_rank[l][last(p)], v));
+    let (answer_lines, answer_stats) =
+        last_token_lines(sweep, "original answer", |p, l| normalized_rank(p.vjp_answer_rank[l][last(p)], v));
     let (n_prompts, n_layers) = (sweep.prompts.len(), sweep.n_layers);
 
     // How often is the target exactly the least likely token of δ_n?
-    let bottom_cells = sweep.prompts.iter().flat_map(|p| p.vjp_target_rank.iter().map(move |row| row[last(p)])).filter(|&r| r == Some(v - 1)).count();
+    let bottom_cells = sweep
+        .prompts
+        .iter()
+        .flat_map(|p| p.vjp_target_rank.iter().map(move |row| row[last(p)]))
+        .filter(|&r| r == Some(v - 1))
+        .count();
     let upper = (2 * n_layers / 3)..n_layers;
     let bottom_upper = sweep
         .prompts
@@ -63,8 +79,20 @@ pub(super) fn reproduce(sweep: &Sweep) -> Result<Reproduction, Error> {
         .filter(|&r| r == Some(v - 1))
         .count();
     let near_bottom_layers = target_stats.iter().filter(|s| s.0.is_some_and(|m| m > 0.99)).count();
-    let answer_late = mean_median(sweep.prompts.iter().flat_map(|p| upper.clone().map(move |l| normalized_rank(p.vjp_answer_rank[l][last(p)], v)))).0;
-    let target_late = mean_median(sweep.prompts.iter().flat_map(|p| upper.clone().map(move |l| normalized_rank(p.vjp_target_rank[l][last(p)], v)))).0;
+    let answer_late = mean_median(
+        sweep
+            .prompts
+            .iter()
+            .flat_map(|p| upper.clone().map(move |l| normalized_rank(p.vjp_answer_rank[l][last(p)], v))),
+    )
+    .0;
+    let target_late = mean_median(
+        sweep
+            .prompts
+            .iter()
+            .flat_map(|p| upper.clone().map(move |l| normalized_rank(p.vjp_target_rank[l][last(p)], v))),
+    )
+    .0;
     let segment_means: Vec<String> = by_segment
         .present()
         .map(|s| {
@@ -95,9 +123,18 @@ ranking under RMSNorm and are left out of the averages.",
         paper: PAPER.into(),
         ours,
         pictures: vec![
-            ("fig6-target-rank-by-segment".into(), rank_chart(title("LL rank of the target in FF2's δ_i, by segment"), by_segment.series()).into()),
-            ("fig18-target-rank-last-token".into(), rank_chart(title("LL rank of the target in δ_n"), target_lines).into()),
-            ("fig19-answer-rank-last-token".into(), rank_chart(title("LL rank of the original answer in δ_n"), answer_lines).into()),
+            (
+                "fig6-target-rank-by-segment".into(),
+                rank_chart(title("LL rank of the target in FF2's δ_i, by segment"), by_segment.series()).into(),
+            ),
+            (
+                "fig18-target-rank-last-token".into(),
+                rank_chart(title("LL rank of the target in δ_n"), target_lines).into(),
+            ),
+            (
+                "fig19-answer-rank-last-token".into(),
+                rank_chart(title("LL rank of the original answer in δ_n"), answer_lines).into(),
+            ),
         ],
         numbers: json!({
             "model": sweep.model,
