@@ -257,9 +257,9 @@ impl Gpt2 {
         config: Gpt2Config,
         tokenizer: TextTokenizer,
         tied: bool,
-        mut make: impl FnMut(&str, crate::testing::Role, &[usize]) -> Tensor,
+        mut make: impl FnMut(&str, crate::weight_role::Role, &[usize]) -> Tensor,
     ) -> Gpt2 {
-        use crate::testing::Role;
+        use crate::weight_role::Role;
         let c = &config;
         let (d, ff, eps) = (c.d_model, c.d_ff, c.layer_norm_eps);
         let embed = make("wte.weight", Role::Embedding, &[c.vocab_size, d]);

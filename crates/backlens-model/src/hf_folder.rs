@@ -65,6 +65,7 @@ impl HfFolder {
             // SAFETY: the file is mapped read-only; like every memory-mapped loader we assume it is
             // not modified while the folder is open. safetensors validates the header against the
             // file size, so a truncated file is an error here.
+            #[allow(unsafe_code)] // the workspace denies unsafe code; this mapping is the one exception
             let st = unsafe { MmapedSafetensors::new(&shard) }
                 .map_err(|e| ModelError::Safetensors { path: shard.clone(), reason: e.to_string() })?;
             names.extend(st.tensors().into_iter().map(|(name, _)| (name, i)));

@@ -96,6 +96,8 @@ mod llama;
 pub mod testing;
 pub mod tokenizer;
 pub mod trace;
+#[cfg(feature = "testing")]
+mod weight_role;
 
 pub use backlens_ops::Norm;
 pub use config::{LlamaConfig, RopeLayout};

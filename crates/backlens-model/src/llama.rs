@@ -156,9 +156,9 @@ impl Llama {
         config: LlamaConfig,
         tokenizer: TextTokenizer,
         tied: bool,
-        mut make: impl FnMut(&str, crate::testing::Role, &[usize]) -> Tensor,
+        mut make: impl FnMut(&str, crate::weight_role::Role, &[usize]) -> Tensor,
     ) -> Llama {
-        use crate::testing::Role;
+        use crate::weight_role::Role;
         let tensors = tensor_specs(&config, &HF_NAMES, tied)
             .iter()
             .map(|(name, shape)| {

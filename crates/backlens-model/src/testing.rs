@@ -18,27 +18,10 @@ use crate::config::{LlamaConfig, RopeLayout};
 use crate::gpt2::{Gpt2, Gpt2Activation, Gpt2Config};
 use crate::llama::Llama;
 use crate::tokenizer::TextTokenizer;
+use crate::weight_role::Role;
 use candle_core::{Device, Tensor};
 use std::collections::BTreeMap;
 
-/// What a tensor is, which decides how it is drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    /// Token embedding (V, d): N(0, 1) untied, N(0, 1/d)·1.5² when it is also the unembedding.
-    Embedding,
-    /// GPT-2's learned positions (context, d): N(0, 0.5²).
-    Positions,
-    /// Untied unembedding (V, d): N(0, 1.5²/d), logits of order one.
-    Unembedding,
-    /// A norm's gain (d): 1 + N(0, 0.1²).
-    NormGain,
-    /// A LayerNorm's bias (d): N(0, 0.1²).
-    NormBias,
-    /// A linear weight (out, in): N(0, 1/in).
-    Weight,
-    /// A linear bias (out): N(0, 0.1²).
-    Bias,
-}
 
 /// The shape of a tiny Llama-architecture model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

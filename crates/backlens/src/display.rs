@@ -6,7 +6,8 @@
 //! (FF2's VJPs, least likely token per cell, colour |δ_i|) as an SVG image, and
 //! `report.layer_table(site, layer, k)` shows Table 3 (FF2) or Table 5 (FF1) as an HTML table.
 
-use crate::analysis::{Error, Report};
+use crate::analysis::Report;
+use crate::error::Error;
 use crate::figure::CellText;
 use backlens_model::Site;
 use backlens_plot::readable_token;

@@ -1,6 +1,7 @@
 //! The paper's Figure 4 table from a [`Report`].
 
-use crate::analysis::{Backlens, Error, Report, ReportCell};
+use crate::analysis::{Backlens, Report, ReportCell};
+use crate::error::Error;
 use backlens_model::Site;
 use backlens_plot::{readable_token, Cell, TokenTable};
 

@@ -20,12 +20,13 @@
 mod analysis;
 mod display;
 pub mod editing;
+mod error;
 mod figure;
-pub mod reproduce;
 mod spec;
 mod terminal;
 
-pub use analysis::{Backlens, Error, LensOptions, Report, ReportCell};
+pub use analysis::{Backlens, LensOptions, Report, ReportCell};
+pub use error::Error;
 pub use backlens_algebra as algebra;
 pub use backlens_data as data;
 pub use backlens_edit as edit;

@@ -1,7 +1,7 @@
 //! What `--model` accepts: nothing (the default model), a GGUF file, a Hugging Face folder, or
 //! `hf:org/name[@revision]`.
 
-use crate::analysis::Error;
+use crate::error::Error;
 use backlens_hub::{HubConfig, HubSpec};
 use std::path::PathBuf;
 use std::str::FromStr;
