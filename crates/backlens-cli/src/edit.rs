@@ -267,10 +267,10 @@ pub fn run_edit(args: &EditArgs) -> Result<()> {
 pub fn run_eval(args: &EvalArgs) -> Result<()> {
     let bl = args.model.load()?;
     let mut model = bl.model().boxed_clone();
-    let dataset = args.dataset.clone().unwrap_or_else(backlens_data::default_dataset_path);
-    let all = backlens_data::load(&dataset)?;
+    let dataset = args.dataset.clone().unwrap_or_else(backlens::data::default_dataset_path);
+    let all = backlens::data::load(&dataset)?;
     let records = match args.limit {
-        Some(n) => backlens_data::sample(&all, n, args.seed),
+        Some(n) => backlens::data::sample(&all, n, args.seed),
         None => all,
     };
     let corpus = if args.perplexity {
@@ -392,8 +392,8 @@ pub fn run_sweep(args: &SweepArgs) -> Result<()> {
     } else {
         args.layers.clone()
     };
-    let dataset = args.dataset.clone().unwrap_or_else(backlens_data::default_dataset_path);
-    let records = backlens_data::sample(&backlens_data::load(&dataset)?, args.limit, args.seed);
+    let dataset = args.dataset.clone().unwrap_or_else(backlens::data::default_dataset_path);
+    let records = backlens::data::sample(&backlens::data::load(&dataset)?, args.limit, args.seed);
     let corpus = if args.no_perplexity {
         None
     } else {
@@ -466,3 +466,54 @@ fn write_sweep(
     Ok(())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::{EditArgs, EvalArgs, SweepArgs};
+    use backlens::edit::registry;
+    use backlens::edit::MethodSettings;
+    use clap::{Args, Command, FromArgMatches};
+
+    fn parse<T: Args + FromArgMatches>(args: &[&str]) -> Result<T, clap::Error> {
+        let matches = T::augment_args(Command::new("backlens")).try_get_matches_from(args)?;
+        T::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn every_registry_name_parses_to_its_row() {
+        let names: Vec<&str> = registry::edit_methods().map(|e| e.name).collect();
+        let eval: EvalArgs = parse(&["backlens", "--method", &names.join(",")]).unwrap();
+        assert_eq!(eval.method, names);
+        for name in &names {
+            let edit: EditArgs = parse(&["backlens", "--method", name]).unwrap();
+            assert_eq!(super::method_entry(&edit.method).unwrap().name, *name);
+        }
+        let sweep: SweepArgs = parse(&["backlens"]).unwrap();
+        assert_eq!(sweep.methods, ["fps", "sgd", "adam"]);
+        for e in registry::step_methods() {
+            for name in std::iter::once(&e.name).chain(e.sweep_aliases) {
+                let methods = registry::step_methods_named(&[name], &MethodSettings::default()).unwrap();
+                assert_eq!(methods.len(), 1, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_name_is_refused_with_the_tables_names() {
+        let err = parse::<EditArgs>(&["backlens", "--method", "rome"]).unwrap_err().to_string();
+        for e in registry::edit_methods() {
+            assert!(err.contains(e.name), "{err}");
+        }
+        let err = registry::step_methods_named(&["rome"], &MethodSettings::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown sweep method \"rome\": expected fps (= fps-raw), fps-scale-free, sgd or adam"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_flags_default_to_the_documented_settings() {
+        let edit: EditArgs = parse(&["backlens"]).unwrap();
+        assert_eq!(edit.settings.settings(), MethodSettings::default());
+        assert_eq!(edit.method, "fps");
+    }
+}

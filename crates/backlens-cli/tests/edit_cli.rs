@@ -158,3 +158,37 @@ fn sweep_lr_rejects_an_unknown_method() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("unknown sweep method \"rome\""), "{stderr}");
 }
+
+/// The method names come from `backlens_edit::registry`: every edit method's name is accepted
+/// by `edit` and listed with its help, an unknown one is refused with the list of names (before
+/// any model is loaded), and the same for the sweep's methods.
+#[test]
+fn method_names_come_from_the_registry() {
+    use backlens::edit::registry;
+    let help = backlens(&["edit", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for e in registry::edit_methods() {
+        let run = backlens(&["edit", "--method", e.name, "--help"]);
+        assert!(run.status.success(), "{}: {}", e.name, String::from_utf8_lossy(&run.stderr));
+        assert!(help.contains(&format!("{}: {}", e.name, e.help)), "{} is not in the help: {help}", e.name);
+    }
+    let run = backlens(&["eval", "--method", "none,rome"]);
+    assert_eq!(run.status.code(), Some(2), "clap's usage error");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("'rome'"), "{stderr}");
+    let names: Vec<&str> = registry::edit_methods().map(|e| e.name).collect();
+    assert!(stderr.contains(&names.join(", ")), "the error lists {names:?}: {stderr}");
+    assert!(!names.contains(&"fps-scale-free"), "a sweep-only method is not an edit method");
+
+    let run = backlens(&["sweep-lr", "--methods", "sgd,rome", "--limit", "1"]);
+    assert_eq!(run.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    for e in registry::step_methods() {
+        assert!(stderr.contains(e.name), "the error lists {}: {stderr}", e.name);
+    }
+    let help = backlens(&["sweep-lr", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for e in registry::step_methods() {
+        assert!(help.contains(e.name) && help.contains(e.help), "{} is not in the help: {help}", e.name);
+    }
+}

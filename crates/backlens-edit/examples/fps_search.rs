@@ -10,8 +10,9 @@
 //! KIND is `raw` or `scale-free`; START the first η tried; LIMIT the number of records (seed 0);
 //! KEY=SHRINKAGE, if given, uses `Key::Whitened` (estimated on `data/key-corpus.txt`) or
 //! `Key::TemplateContrast` with that λ.
-use backlens_edit::keys::{default_key_corpus_path, Key, LayerWhitener, TemplateContrast};
-use backlens_edit::search::{search_layers, EtaKind, SearchOptions};
+use backlens_edit::corpus::default_key_corpus_path;
+use backlens_edit::keys::{Key, LayerWhitener, TemplateContrast};
+use backlens_edit::search::{search_layers, SearchOptions};
 use backlens_edit::*;
 use backlens_model::{default_model, LanguageModel, Llama};
 use std::sync::Arc;

@@ -12,8 +12,10 @@
 //! subject token instead of the last token; per layer the smallest η reaching 95% efficacy and
 //! the metrics there. `template`: the same shares for the template-contrast key, and for the
 //! paraphrase prompts.
-use backlens_edit::keys::{self, default_key_corpus_path, LayerWhitener, TemplateContrast};
-use backlens_edit::search::{min_setting, EtaKind, SearchOptions};
+use backlens_edit::corpus::{default_corpus_path, default_key_corpus_path, load_corpus};
+use backlens_edit::defaults::{DEFAULT_ETA, DEFAULT_KEY_SHRINKAGE};
+use backlens_edit::keys::{self, LayerWhitener, TemplateContrast};
+use backlens_edit::search::{min_setting, SearchOptions};
 use backlens_edit::*;
 use backlens_model::{default_model, LanguageModel, Llama, Module};
 use candle_core::{DType, IndexOp, Tensor};
@@ -67,7 +69,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         // The record's own template filled with invented subjects: the last-token FF2 inputs of
         // "the same question about someone else", whitened away from the key.
         let layer = layers[0];
-        let lambda: f64 = args.get(4).map(|s| s.parse().unwrap()).unwrap_or(0.1);
+        let lambda: f64 = args.get(4).map(|s| s.parse().unwrap()).unwrap_or(DEFAULT_KEY_SHRINKAGE);
         let (mut neigh, mut para, mut cos) = (Vec::new(), Vec::new(), Vec::new());
         for rec in &slice {
             let w = TemplateContrast::new(lambda).whitener(&model, layer, &rec.prompt)?;
@@ -95,7 +97,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     }
     if args[1] == "ratios" {
         let layer = layers[0];
-        let generic = eval::load_corpus(&model, &eval::default_corpus_path(), 256)?;
+        let generic = load_corpus(&model, &default_corpus_path(), 256)?;
         let generic: Vec<Tensor> = generic.iter().map(|ids| ff2_inputs(&model, ids, layer)).collect();
         let generic = Tensor::cat(&generic, 0)?; // (N, d_ff)
         let keys: Vec<(String, Option<LayerWhitener>)> = std::iter::once(("x_n".to_string(), None))
@@ -147,8 +149,13 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let base = evaluate(&mut model, None, &slice, &EvalOptions::default(), &mut |_, _| {})?;
     let mut rows = vec![base.summary];
     for &layer in &layers {
-        let opts =
-            SearchOptions { kind: EtaKind::ScaleFree, start: 500.0, goal: 95.0, resolution: 1.15, max_doublings: 8 };
+        let opts = SearchOptions {
+            kind: EtaKind::ScaleFree,
+            start: DEFAULT_ETA,
+            goal: 95.0,
+            resolution: 1.15,
+            max_doublings: 8,
+        };
         let make =
             |eta: f64| -> Box<dyn EditMethod> { Box::new(SubjectShift { layer, eta, positions: positions.clone() }) };
         let (eta, probes) = min_setting(&mut model, &make, &requests, &opts)?;

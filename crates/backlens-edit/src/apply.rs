@@ -8,9 +8,11 @@ use std::ops::Deref;
 /// One replaced weight matrix.
 #[derive(Debug, Clone)]
 pub struct WeightUpdate {
+    /// The layer of the matrix.
     pub layer: usize,
+    /// The matrix within the layer.
     pub module: Module,
-    /// The edited weight. # Shapes (d_out, d_in), the canonical layout
+    /// The edited weight, `(d_out, d_in)` (the canonical layout).
     pub weight: Tensor,
 }
 
@@ -18,6 +20,7 @@ pub struct WeightUpdate {
 /// forward pass shift when the target already is the model's prediction).
 #[derive(Debug, Clone, Default)]
 pub struct Edit {
+    /// The new weights.
     pub updates: Vec<WeightUpdate>,
     /// Indices of the requests the method skipped (left unedited).
     pub skipped: Vec<usize>,

@@ -22,7 +22,6 @@ use backlens_data::Record;
 use backlens_model::LanguageModel;
 use candle_core::IndexOp;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Whether `model` predicts every sub-token of `target` after `prompt` (argmax, teacher-forced):
@@ -79,51 +78,6 @@ pub fn perplexity(model: &dyn LanguageModel, sequences: &[Vec<u32>]) -> Result<f
     Ok((nll / n as f64).exp())
 }
 
-/// The project's perplexity corpus, `data/perplexity-corpus.txt` (self-written passages; see
-/// `data/README.md`).
-pub fn default_corpus_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/perplexity-corpus.txt")
-}
-
-/// Reads a corpus of passages separated by blank lines (lines starting with `#` are comments),
-/// tokenized and truncated to `max_tokens` each (the paper truncates WikiText sentences to 256).
-pub fn load_corpus(model: &dyn LanguageModel, path: &Path, max_tokens: usize) -> Result<Vec<Vec<u32>>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| EditError::Setting(format!("cannot read the corpus {}: {e}", path.display())))?;
-    let mut out = Vec::new();
-    for passage in passages(&text) {
-        let mut ids = model.tokenizer().encode(&passage)?;
-        ids.truncate(max_tokens.min(model.context_length()));
-        out.push(ids);
-    }
-    if out.is_empty() {
-        return Err(EditError::Setting(format!("the corpus {} has no passage", path.display())));
-    }
-    Ok(out)
-}
-
-/// Passages of a corpus text: blocks separated by blank lines, `#` comment lines dropped, lines
-/// of a block joined by single spaces.
-pub fn passages(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur: Vec<&str> = Vec::new();
-    for line in text.lines().chain([""]) {
-        let line = line.trim();
-        if line.starts_with('#') {
-            continue;
-        }
-        if line.is_empty() {
-            if !cur.is_empty() {
-                out.push(cur.join(" "));
-                cur.clear();
-            }
-        } else {
-            cur.push(line);
-        }
-    }
-    out
-}
-
 /// What to measure besides the three accuracies.
 #[derive(Debug, Clone, Default)]
 pub struct EvalOptions {
@@ -140,17 +94,25 @@ pub struct EvalOptions {
 /// One record's results.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordEval {
+    /// The record.
     pub case_id: u64,
     /// The method declined to edit (forward pass shift: the target already was the argmax).
     pub skipped: bool,
     /// The method's loss before the edit, if it computed one.
     pub loss_before: Option<f32>,
+    /// 1 when the rewrite prompt predicts the new target, else 0.
     pub efficacy: f64,
+    /// Fraction of the paraphrase prompts that predict the new target.
     pub paraphrase: f64,
+    /// Fraction of the neighborhood prompts that still predict the true target.
     pub neighborhood: f64,
+    /// Mean n-gram entropy of the greedy generations (bits), when measured.
     pub ngram_entropy: Option<f64>,
+    /// Perplexity on the corpus after the edit, when measured.
     pub perplexity: Option<f64>,
+    /// Seconds to compute the edit.
     pub edit_seconds: f64,
+    /// Seconds to measure the edited model.
     pub eval_seconds: f64,
 }
 
@@ -158,13 +120,21 @@ pub struct RecordEval {
 /// ×100.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalSummary {
+    /// The method's name ([`EditMethod::name`]), or `original model`.
     pub method: String,
+    /// Records evaluated.
     pub records: usize,
+    /// Records the method declined to edit.
     pub skipped: usize,
+    /// Efficacy ×100.
     pub efficacy: MeanStd,
+    /// Paraphrase accuracy ×100.
     pub paraphrase: MeanStd,
+    /// Neighborhood accuracy ×100.
     pub neighborhood: MeanStd,
+    /// N-gram entropy ×100, when measured.
     pub ngram_entropy: Option<MeanStd>,
+    /// Perplexity, when measured.
     pub perplexity: Option<MeanStd>,
     /// Mean seconds to compute one edit.
     pub edit_seconds: f64,
@@ -175,7 +145,9 @@ pub struct EvalSummary {
 /// A whole evaluation.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
+    /// The table row.
     pub summary: EvalSummary,
+    /// Every record's results, in order.
     pub records: Vec<RecordEval>,
 }
 

@@ -16,14 +16,14 @@
 //! `kᵀx_n = |x_n|²`: at the edited prompt's last token every key shifts FF2's output by the same
 //! `c |x_n|² e`, and only the spill-over onto other inputs differs.
 
+use crate::corpus::load_corpus;
 use crate::error::{EditError, Result};
-use crate::eval::load_corpus;
 use crate::request::EditRequest;
 use backlens_algebra::{SecondMoment, Whitener};
 use backlens_model::{Kind, LanguageModel, Module, Site, TraceOptions};
 use candle_core::{Tensor, TensorId};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// The key of a forward pass shift.
@@ -85,6 +85,7 @@ pub struct LayerWhitener {
     pub layer: usize,
     /// How many token positions went into `C`.
     pub tokens: usize,
+    /// `C_λ⁻¹` and the key it gives.
     pub whitener: Whitener,
 }
 
@@ -102,7 +103,7 @@ impl LayerWhitener {
     }
 
     /// [`estimate`](Self::estimate) from a corpus file (passages separated by blank lines, each
-    /// truncated to 256 tokens), e.g. [`default_key_corpus_path`].
+    /// truncated to 256 tokens), e.g. [`default_key_corpus_path`](crate::corpus::default_key_corpus_path).
     pub fn from_corpus(
         model: &dyn LanguageModel,
         layer: usize,
@@ -111,12 +112,6 @@ impl LayerWhitener {
     ) -> Result<LayerWhitener> {
         LayerWhitener::estimate(model, layer, &load_corpus(model, corpus, 256)?, shrinkage)
     }
-}
-
-/// The project's key corpus, `data/key-corpus.txt` (self-written, disjoint from the perplexity
-/// corpus so that perplexity is never measured on the text the edit was whitened on).
-pub fn default_key_corpus_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/key-corpus.txt")
 }
 
 /// The second moment of `mlp.down`'s inputs at `layer` over every position of `sequences`
@@ -158,7 +153,7 @@ pub fn ff2_inputs(model: &dyn LanguageModel, layer: usize, ids: &[u32], next: u3
 pub struct TemplateContrast {
     subjects: Vec<String>,
     shrinkage: f64,
-    cache: Mutex<HashMap<(usize, String), (Vec<TensorId>, Whitener)>>,
+    cache: Mutex<WhitenerCache>,
 }
 
 impl TemplateContrast {
@@ -214,6 +209,10 @@ impl TemplateContrast {
         Ok(whitener)
     }
 }
+
+/// The template-contrast whiteners by (layer, template), with the weight ids they were computed
+/// from.
+type WhitenerCache = HashMap<(usize, String), (Vec<TensorId>, Whitener)>;
 
 /// The ids of every linear weight of layers `0..=layer`: what the FF2 input at `layer` depends
 /// on besides the embedding and the norms, which edits do not touch.

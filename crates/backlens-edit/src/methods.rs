@@ -30,12 +30,14 @@
 //!   `min_loss`.
 
 use crate::apply::{check_layer, Edit, WeightUpdate};
+use crate::defaults::{DEFAULT_FT_LR, DEFAULT_FT_STEPS};
 use crate::error::{EditError, Result};
+use crate::eta::Eta;
 use crate::keys::Key;
 use crate::request::EditRequest;
 use backlens_algebra::{forward_pass_shift, LowRankGradient};
 use backlens_model::{Kind, LanguageModel, Module, Site, TraceOptions};
-use candle_core::{DType, IndexOp, Tensor};
+use candle_core::{IndexOp, Tensor};
 
 /// An editing method.
 pub trait EditMethod: Send + Sync {
@@ -46,53 +48,14 @@ pub trait EditMethod: Send + Sync {
     fn compute(&self, model: &dyn LanguageModel, requests: &[EditRequest]) -> Result<Edit>;
 }
 
-/// Forward pass shift's step size.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Eta {
-    /// The paper's `lr`: `W' = W + η e x_nᵀ` (GPT2-xl: 0.24 at layer 35).
-    Raw(f64),
-    /// `W' = W + η/(|x_n|²|e|²) e x_nᵀ`: the FF2 output's dot product with the target embedding
-    /// grows by exactly η, so one setting transfers across layers and models.
-    ScaleFree(f64),
-}
-
-impl Eta {
-    /// The coefficient `c` of `c e x_nᵀ` for an input `x_n` and target embedding `e`.
-    pub fn coefficient(self, x_n: &Tensor, e: &Tensor) -> Result<f64> {
-        Ok(match self {
-            Eta::Raw(eta) => eta,
-            Eta::ScaleFree(eta) => eta / (sq_norm(x_n)? * sq_norm(e)?),
-        })
-    }
-
-    /// The value of η.
-    pub fn value(self) -> f64 {
-        match self {
-            Eta::Raw(e) | Eta::ScaleFree(e) => e,
-        }
-    }
-}
-
-impl std::fmt::Display for Eta {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Eta::Raw(e) => write!(f, "{e} raw"),
-            Eta::ScaleFree(e) => write!(f, "{e} scale-free"),
-        }
-    }
-}
-
-/// `|v|²`, accumulated in f64.
-pub fn sq_norm(v: &Tensor) -> Result<f64> {
-    Ok(v.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?)
-}
-
 /// The paper's Forward Pass Shift (Section 7, App. I): `mlp.down ← mlp.down + c Dᵀ[t] kᵀ` at
 /// one layer, from one forward pass, with the key `k = x_n` (the paper) or a whitened key
 /// ([`Key`], beyond the paper).
 #[derive(Debug, Clone)]
 pub struct ForwardPassShift {
+    /// The layer whose `mlp.down` is edited.
     pub layer: usize,
+    /// The step size.
     pub eta: Eta,
     /// Skip a request whose first target sub-token already is the argmax (the authors' code
     /// does; default true).
@@ -115,6 +78,9 @@ impl ForwardPassShift {
 
     /// The ingredients of one request's rank-one term on the unedited model: `x_n` (d_ff), the
     /// target embedding `e` (d_model), and whether the target already is the argmax.
+    ///
+    /// # Shapes
+    /// - returns `x_n`: `(d_ff)`, `e`: `(d_model)`
     pub fn ingredients(&self, model: &dyn LanguageModel, request: &EditRequest) -> Result<(Tensor, Tensor, bool)> {
         check_layer(model, self.layer)?;
         let t = request.first_target();
@@ -220,7 +186,9 @@ pub fn loss_gradients(
 /// One SGD step on `mlp.down` of one layer: `W' = W - lr Δᵀ X`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OneStepSgd {
+    /// The layer whose `mlp.down` is edited.
     pub layer: usize,
+    /// The learning rate.
     pub lr: f64,
 }
 
@@ -245,9 +213,13 @@ impl EditMethod for OneStepSgd {
 /// Adam's hyper-parameters (PyTorch's defaults but the learning rate; no weight decay).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamConfig {
+    /// The learning rate.
     pub lr: f64,
+    /// β₁, the first moment's decay (PyTorch: 0.9).
     pub beta1: f64,
+    /// β₂, the second moment's decay (PyTorch: 0.999).
     pub beta2: f64,
+    /// ε of the denominator (PyTorch: 1e-8).
     pub eps: f64,
 }
 
@@ -263,6 +235,7 @@ impl AdamConfig {
 /// (PyTorch computes the denominator as `sqrt(v)/sqrt(1-β₂ᵗ) + ε`, the same number).
 #[derive(Debug, Clone)]
 pub struct AdamState {
+    /// The hyper-parameters.
     pub config: AdamConfig,
     m: Option<Tensor>,
     v: Option<Tensor>,
@@ -313,7 +286,9 @@ pub fn adam_first_step(w: &Tensor, g: &Tensor, lr: f64, eps: f64) -> Result<Tens
 /// One Adam step (from zero moments, closed form) on `mlp.down` of one layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OneStepAdam {
+    /// The layer whose `mlp.down` is edited.
     pub layer: usize,
+    /// The learning rate.
     pub lr: f64,
     /// Adam's ε (PyTorch default 1e-8).
     pub eps: f64,
@@ -349,24 +324,27 @@ impl EditMethod for OneStepAdam {
 /// projection, our `mlp.down`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FineTune {
+    /// The layer whose MLP is trained.
     pub layer: usize,
     /// The matrices trained (default `[mlp.down]`).
     pub modules: Vec<Module>,
+    /// Adam's hyper-parameters.
     pub adam: AdamConfig,
+    /// The number of Adam steps (fewer when the loss falls below `min_loss`).
     pub steps: usize,
     /// Stop before a step once the loss is below this (ROME's FT: 1e-2); `None` never stops early.
     pub min_loss: Option<f32>,
 }
 
 impl FineTune {
-    /// The paper's FT setting at `layer`: Adam lr 5e-4, 25 steps on `mlp.down`, early stop at
-    /// loss 1e-2.
+    /// The paper's FT setting at `layer`: Adam lr 5e-4 ([`DEFAULT_FT_LR`]), 25 steps
+    /// ([`DEFAULT_FT_STEPS`]) on `mlp.down`, early stop at loss 1e-2.
     pub fn paper(layer: usize) -> FineTune {
         FineTune {
             layer,
             modules: vec![Module::MlpDown],
-            adam: AdamConfig::with_lr(5e-4),
-            steps: 25,
+            adam: AdamConfig::with_lr(DEFAULT_FT_LR),
+            steps: DEFAULT_FT_STEPS,
             min_loss: Some(1e-2),
         }
     }

@@ -121,7 +121,9 @@ pub fn ngram_entropy(text: &str) -> f64 {
 /// Mean and population standard deviation (numpy's `np.std`, ddof 0).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MeanStd {
+    /// The mean.
     pub mean: f64,
+    /// The population standard deviation.
     pub std: f64,
 }
 

@@ -8,9 +8,10 @@
 
 use crate::apply::EditGuard;
 use crate::error::Result;
+use crate::eta::EtaKind;
 use crate::eval::{evaluate, predicts, EvalOptions, EvalSummary};
 use crate::keys::Key;
-use crate::methods::{EditMethod, Eta, ForwardPassShift};
+use crate::methods::{EditMethod, ForwardPassShift};
 use crate::request::EditRequest;
 use backlens_data::Record;
 use backlens_model::LanguageModel;
@@ -28,25 +29,10 @@ pub fn efficacy(model: &mut dyn LanguageModel, method: &dyn EditMethod, requests
     Ok(100.0 * hits as f64 / requests.len() as f64)
 }
 
-/// Whether η is raw or scale-free.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum EtaKind {
-    Raw,
-    ScaleFree,
-}
-
-impl EtaKind {
-    pub fn eta(self, value: f64) -> Eta {
-        match self {
-            EtaKind::Raw => Eta::Raw(value),
-            EtaKind::ScaleFree => Eta::ScaleFree(value),
-        }
-    }
-}
-
 /// Search settings.
 #[derive(Debug, Clone)]
 pub struct SearchOptions {
+    /// How η is read.
     pub kind: EtaKind,
     /// First η tried; the bracket doubles or halves from here.
     pub start: f64,
@@ -61,7 +47,9 @@ pub struct SearchOptions {
 /// One layer's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerResult {
+    /// The edited layer.
     pub layer: usize,
+    /// How η is read.
     pub kind: EtaKind,
     /// The smallest η found whose efficacy reached the goal; `None` if none did.
     pub eta: Option<f64>,

@@ -3,22 +3,13 @@
 //! the argmax, teacher-forced over its sub-tokens), per record, and the model's perplexity on a
 //! fixed corpus after the edit at that step size.
 //!
-//! The three compared methods edit one FF2 (`mlp.down`) matrix, and all three updates are
-//! *linear in their step size* `s`: `W' = W + s U`, with a direction `U` that does not depend on
-//! `s` ([`StepMethod::direction`]):
-//!
-//! | method | `U` | the same edit as |
-//! |---|---|---|
-//! | forward pass shift, raw η (the paper's) | `e x_nᵀ` | [`ForwardPassShift`] with [`Eta::Raw`]`(s)` |
-//! | forward pass shift, scale-free η | `e x_nᵀ / (\|x_n\|²\|e\|²)` | [`ForwardPassShift`] with [`Eta::ScaleFree`]`(s)` |
-//! | one-step SGD | `-G` | [`OneStepSgd`] with lr `s` |
-//! | one-step Adam | `-G / (\|G\| + ε)` (elementwise) | [`OneStepAdam`] with lr `s` |
-//!
-//! (`G` the gradient of the mean teacher-forced NLL, `e` the target's unembedding row, `x_n` the
-//! FF2 input at the last prompt token.) So `U` is computed once per (record, layer, method), and
-//! the search for the smallest successful `s` costs one forward pass per probe: bracket by
-//! doubling or halving from a start (the previous record's result at the same layer, else the
-//! method's [`StepMethod::default_start`]), then bisect in log space until `hi/lo <= resolution`.
+//! The compared methods are [`StepSizeMethod`]s: they edit one FF2 (`mlp.down`) matrix, and
+//! their update is *linear in their step size* `s`: `W' = W + s U`, with a direction `U` that does
+//! not depend on `s` ([`StepSizeMethod::direction`]; the table of methods is in
+//! [`step`](crate::step)). So `U` is computed once per (record, layer, method), and the search
+//! for the smallest successful `s` costs one forward pass per probe: bracket by doubling or
+//! halving from a start (the previous record's result at the same layer, else the method's
+//! [`StepSizeMethod::default_start`]), then bisect in log space until `hi/lo <= resolution`.
 //! The search assumes that success is monotone in `s` above the minimum, as a grid search over a
 //! sorted lr range would report it.
 //!
@@ -32,122 +23,34 @@
 use crate::apply::{check_layer, Edit, EditGuard, WeightUpdate};
 use crate::error::{EditError, Result};
 use crate::eval::{perplexity, predicts};
-use crate::methods::{adam_first_step, loss_gradient, EditMethod, Eta, ForwardPassShift, OneStepAdam, OneStepSgd};
 use crate::metrics::MeanStd;
 use crate::request::EditRequest;
+use crate::step::StepSizeMethod;
 use backlens_data::Record;
 use backlens_model::{LanguageModel, Module};
 use candle_core::Tensor;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::sync::Arc;
 
-/// A one-matrix edit method whose update is `s · U` for a step size `s` (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum StepMethod {
-    /// Forward pass shift with the paper's raw η.
-    FpsRaw,
-    /// Forward pass shift with the scale-free η.
-    FpsScaleFree,
-    /// One SGD step.
-    Sgd,
-    /// One Adam step from zero moments (ε = 1e-8).
-    Adam,
-}
+/// The method names of sweep reports written before methods were [`StepSizeMethod`]s (the
+/// variants of the former `StepMethod` enum) and the labels they stand for.
+const LEGACY_METHOD_NAMES: [(&str, &str); 4] = [
+    ("FpsRaw", "forward pass shift (raw η)"),
+    ("FpsScaleFree", "forward pass shift (scale-free η)"),
+    ("Sgd", "one-step SGD"),
+    ("Adam", "one-step Adam"),
+];
 
-/// Adam's ε in the sweep (PyTorch's default, as [`OneStepAdam::new`]).
-const ADAM_EPS: f64 = 1e-8;
-
-impl StepMethod {
-    /// All four.
-    pub const ALL: [StepMethod; 4] = [StepMethod::FpsRaw, StepMethod::FpsScaleFree, StepMethod::Sgd, StepMethod::Adam];
-
-    /// A short label for tables and legends.
-    pub fn label(self) -> &'static str {
-        match self {
-            StepMethod::FpsRaw => "forward pass shift (raw η)",
-            StepMethod::FpsScaleFree => "forward pass shift (scale-free η)",
-            StepMethod::Sgd => "one-step SGD",
-            StepMethod::Adam => "one-step Adam",
-        }
-    }
-
-    /// A first step size to bracket from, of the right order for SmolLM2-135M (the search
-    /// finds the scale either way, in more probes).
-    pub fn default_start(self) -> f64 {
-        match self {
-            StepMethod::FpsRaw => 0.1,
-            StepMethod::FpsScaleFree => 500.0,
-            StepMethod::Sgd => 1.0,
-            StepMethod::Adam => 1e-3,
-        }
-    }
-
-    /// The [`EditMethod`] that makes the same edit at step size `step` on `layer`.
-    pub fn method(self, layer: usize, step: f64) -> Box<dyn EditMethod> {
-        match self {
-            StepMethod::FpsRaw => Box::new(ForwardPassShift::new(layer, Eta::Raw(step))),
-            StepMethod::FpsScaleFree => Box::new(ForwardPassShift::new(layer, Eta::ScaleFree(step))),
-            StepMethod::Sgd => Box::new(OneStepSgd { layer, lr: step }),
-            StepMethod::Adam => Box::new(OneStepAdam { layer, lr: step, eps: ADAM_EPS }),
-        }
-    }
-
-    /// The update direction `U` of `layer`'s `mlp.down` for `request` on the unedited model:
-    /// the method's edit at step `s` is `W + s U`. `None` for forward pass shift when the target
-    /// already is the argmax (the method skips the request).
-    ///
-    /// # Shapes
-    /// - returns `(d_model, d_ff)`, the layout of `mlp.down`
-    pub fn direction(self, model: &dyn LanguageModel, request: &EditRequest, layer: usize) -> Result<Option<Tensor>> {
-        check_layer(model, layer)?;
-        Ok(Some(match self {
-            StepMethod::FpsRaw | StepMethod::FpsScaleFree => {
-                let fps = ForwardPassShift::new(
-                    layer,
-                    if self == StepMethod::FpsRaw { Eta::Raw(1.0) } else { Eta::ScaleFree(1.0) },
-                );
-                let (x_n, e, predicted) = fps.ingredients(model, request)?;
-                if predicted {
-                    return Ok(None);
-                }
-                let c = fps.eta.coefficient(&x_n, &e)?;
-                (e.unsqueeze(1)?.matmul(&x_n.unsqueeze(0)?)? * c)?
-            }
-            StepMethod::Sgd => {
-                loss_gradient(model, std::slice::from_ref(request), layer, Module::MlpDown)?.1.dense()?.neg()?
-            }
-            StepMethod::Adam => {
-                let g = loss_gradient(model, std::slice::from_ref(request), layer, Module::MlpDown)?.1.dense()?;
-                // adam_first_step(0, g, 1, ε) = -g / (|g| + ε), the formula in one place.
-                adam_first_step(&g.zeros_like()?, &g, 1.0, ADAM_EPS)?
-            }
-        }))
-    }
-}
-
-impl std::fmt::Display for StepMethod {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
-    }
-}
-
-impl std::str::FromStr for StepMethod {
-    type Err = EditError;
-    fn from_str(s: &str) -> Result<StepMethod> {
-        Ok(match s {
-            "fps" | "fps-raw" => StepMethod::FpsRaw,
-            "fps-scale-free" => StepMethod::FpsScaleFree,
-            "sgd" => StepMethod::Sgd,
-            "adam" => StepMethod::Adam,
-            _ => {
-                return Err(EditError::Setting(format!(
-                    "unknown sweep method {s:?}: expected fps (= fps-raw), fps-scale-free, sgd or adam"
-                )))
-            }
-        })
-    }
+/// Reads a method label, translating the names of [`LEGACY_METHOD_NAMES`].
+fn method_label<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<String, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    Ok(LEGACY_METHOD_NAMES.iter().find(|(old, _)| *old == name).map_or(name, |(_, label)| label.to_string()))
 }
 
 /// The edit `W + s U` of `layer`'s `mlp.down`.
+///
+/// # Shapes
+/// - `direction`: `(d_model, d_ff)`, the layout of `mlp.down`
 pub fn step_edit(model: &dyn LanguageModel, layer: usize, direction: &Tensor, step: f64) -> Result<Edit> {
     let w = model.weight(layer, Module::MlpDown)?;
     let weight = (w + (direction * step)?)?;
@@ -195,6 +98,9 @@ pub fn target_margin(model: &dyn LanguageModel, request: &EditRequest) -> Result
 /// row: a step that large breaks the model rather than moving it toward the target (early layers,
 /// where a large enough step never succeeds). Then bisection in log space until
 /// `hi / lo <= resolution`.
+///
+/// # Shapes
+/// - `direction`: `(d_model, d_ff)`, the layout of `mlp.down`
 pub fn min_step(
     model: &mut dyn LanguageModel,
     layer: usize,
@@ -263,10 +169,15 @@ pub fn min_step(
 /// Settings of [`sweep`].
 #[derive(Debug, Clone)]
 pub struct SweepOptions {
+    /// The edited layers.
     pub layers: Vec<usize>,
-    pub methods: Vec<StepMethod>,
-    /// Resolution and bracket limit of each search (the start is chosen per method and record).
+    /// The methods, in the order of the report's tables and legends (e.g. from
+    /// [`registry::step_methods_named`](crate::registry::step_methods_named)); their own layer
+    /// and step size are not used.
+    pub methods: Vec<Arc<dyn StepSizeMethod>>,
+    /// Resolution of each search (the start is chosen per method and record).
     pub resolution: f64,
+    /// Bracket limit of each search.
     pub max_doublings: usize,
     /// Token sequences for the perplexity after each minimum-step edit; `None` skips it.
     pub perplexity_corpus: Option<Vec<Vec<u32>>>,
@@ -276,10 +187,14 @@ pub struct SweepOptions {
 }
 
 impl Default for SweepOptions {
+    /// No layer; forward pass shift with the paper's raw η, one-step SGD and one-step Adam
+    /// (`sweep-lr`'s default `fps,sgd,adam`); resolution 1.1, at most 20 doublings; no perplexity.
     fn default() -> SweepOptions {
+        let methods = crate::registry::step_methods_named(&["fps", "sgd", "adam"], &Default::default())
+            .expect("the registry has fps, sgd and adam");
         SweepOptions {
             layers: Vec::new(),
-            methods: vec![StepMethod::FpsRaw, StepMethod::Sgd, StepMethod::Adam],
+            methods,
             resolution: 1.1,
             max_doublings: 20,
             perplexity_corpus: None,
@@ -291,9 +206,14 @@ impl Default for SweepOptions {
 /// One (record, layer, method) result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SweepPoint {
+    /// The record.
     pub case_id: u64,
+    /// The edited layer.
     pub layer: usize,
-    pub method: StepMethod,
+    /// The method's [`StepSizeMethod::label`] (reports written before it was a label hold the
+    /// former enum's names, e.g. `FpsRaw`, read as their labels).
+    #[serde(deserialize_with = "method_label")]
+    pub method: String,
     /// The unedited model already predicts the target (no step needed; left out of the summaries).
     pub already: bool,
     /// The smallest successful step; `None` if none was found.
@@ -307,8 +227,11 @@ pub struct SweepPoint {
 /// One (layer, method) cell of Figure 26, over the records that needed an edit.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SweepCell {
+    /// The edited layer.
     pub layer: usize,
-    pub method: StepMethod,
+    /// The method's [`StepSizeMethod::label`] (old names read as in [`SweepPoint::method`]).
+    #[serde(deserialize_with = "method_label")]
+    pub method: String,
     /// Records that needed an edit.
     pub records: usize,
     /// Records for which a successful step was found.
@@ -327,26 +250,41 @@ pub struct SweepCell {
 /// A whole sweep.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SweepReport {
+    /// The model's name.
     pub model: String,
+    /// The number of records.
     pub records: usize,
     /// The unedited model's perplexity on the corpus.
     pub base_perplexity: Option<f64>,
+    /// One cell per (layer, method), layer-major.
     pub cells: Vec<SweepCell>,
+    /// One point per (method, layer, record).
     pub points: Vec<SweepPoint>,
+    /// Wall-clock seconds of the sweep.
     pub seconds: f64,
 }
 
 impl SweepReport {
-    /// The cell of `(layer, method)`.
-    pub fn cell(&self, layer: usize, method: StepMethod) -> Option<&SweepCell> {
+    /// The cell of `(layer, method)` (`method` a label).
+    pub fn cell(&self, layer: usize, method: &str) -> Option<&SweepCell> {
         self.cells.iter().find(|c| c.layer == layer && c.method == method)
+    }
+
+    /// The methods' labels in the order of the cells (the order of [`SweepOptions::methods`]).
+    pub fn methods(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for c in &self.cells {
+            if !out.contains(&c.method.as_str()) {
+                out.push(&c.method);
+            }
+        }
+        out
     }
 
     /// A Markdown table: one row per layer, for each method the median minimum step, the std of
     /// its log10 over records, the step for 95% efficacy and the perplexity.
     pub fn markdown(&self) -> String {
-        let methods: Vec<StepMethod> =
-            StepMethod::ALL.into_iter().filter(|m| self.cells.iter().any(|c| c.method == *m)).collect();
+        let methods = self.methods();
         let mut layers: Vec<usize> = self.cells.iter().map(|c| c.layer).collect();
         layers.dedup();
         let mut s = String::from("| layer |");
@@ -413,7 +351,7 @@ pub fn step_for_fraction(min_steps: &[Option<f64>], fraction: f64) -> Option<f64
 }
 
 /// Summarises the points of one (layer, method).
-pub fn summarize_cell(layer: usize, method: StepMethod, points: &[SweepPoint]) -> SweepCell {
+pub fn summarize_cell(layer: usize, method: &str, points: &[SweepPoint]) -> SweepCell {
     let mine: Vec<&SweepPoint> =
         points.iter().filter(|p| p.layer == layer && p.method == method && !p.already).collect();
     let steps: Vec<f64> = mine.iter().filter_map(|p| p.min_step).collect();
@@ -422,7 +360,7 @@ pub fn summarize_cell(layer: usize, method: StepMethod, points: &[SweepPoint]) -
     let all: Vec<Option<f64>> = mine.iter().map(|p| p.min_step).collect();
     SweepCell {
         layer,
-        method,
+        method: method.to_string(),
         records: mine.len(),
         successes: steps.len(),
         median_step: median(&steps),
@@ -455,14 +393,15 @@ pub fn sweep(
     let total = options.layers.len() * options.methods.len() * records.len();
     let mut points = Vec::with_capacity(total);
     let mut done = 0usize;
-    for &method in &options.methods {
+    for method in &options.methods {
+        let label = method.label();
         let mut start_step = method.default_start();
         for &layer in &options.layers {
             for (i, (record, request)) in records.iter().zip(&requests).enumerate() {
                 let mut point = SweepPoint {
                     case_id: record.case_id,
                     layer,
-                    method,
+                    method: label.clone(),
                     already: false,
                     min_step: None,
                     perplexity: None,
@@ -499,8 +438,8 @@ pub fn sweep(
     }
     let mut cells = Vec::new();
     for &layer in &options.layers {
-        for &method in &options.methods {
-            cells.push(summarize_cell(layer, method, &points));
+        for method in &options.methods {
+            cells.push(summarize_cell(layer, &method.label(), &points));
         }
     }
     Ok(SweepReport {

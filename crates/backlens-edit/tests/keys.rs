@@ -67,8 +67,9 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
         for r in 0..n {
             if r != col {
                 let f = a[r][col] / a[col][col];
-                for k in col..n {
-                    a[r][k] -= f * a[col][k];
+                let pivot = a[col].clone();
+                for (x, p) in a[r][col..n].iter_mut().zip(&pivot[col..n]) {
+                    *x -= f * p;
                 }
                 b[r] -= f * b[col];
             }
@@ -170,8 +171,10 @@ fn without_shrinkage_towards_c_the_whitened_key_is_the_papers_edit() {
         let plain = ForwardPassShift::new(layer, Eta::Raw(0.5));
         let identity = LayerWhitener::estimate(model.as_ref(), layer, &corpus(), 1.0).unwrap();
         let whitened = plain.clone().with_key(Key::Whitened(Arc::new(identity)));
-        let (a, b) =
-            (plain.compute(model.as_ref(), &[req.clone()]).unwrap(), whitened.compute(model.as_ref(), &[req]).unwrap());
+        let (a, b) = (
+            plain.compute(model.as_ref(), std::slice::from_ref(&req)).unwrap(),
+            whitened.compute(model.as_ref(), &[req]).unwrap(),
+        );
         let diff = (&a.updates[0].weight - &b.updates[0].weight)
             .unwrap()
             .abs()
@@ -233,7 +236,7 @@ fn template_contrast_whitens_with_the_last_token_of_the_template_filled_with_oth
             let fps = ForwardPassShift::new(layer, Eta::Raw(0.7));
             let with_key =
                 fps.clone().with_key(Key::Whitened(Arc::new(LayerWhitener { layer, tokens: 6, whitener: want })));
-            let plain_whitened = with_key.compute(model.as_ref(), &[req.clone()]).unwrap();
+            let plain_whitened = with_key.compute(model.as_ref(), std::slice::from_ref(&req)).unwrap();
             let contrasted =
                 fps.with_key(Key::TemplateContrast(Arc::new(contrast()))).compute(model.as_ref(), &[req]).unwrap();
             let diff = (&plain_whitened.updates[0].weight - &contrasted.updates[0].weight)

@@ -2,7 +2,8 @@
 //! the reference computed independently (autograd's dense dL/dW, f64 outer products, a
 //! hand-written Adam in f64).
 
-use backlens_edit::methods::{adam_first_step, loss_gradient, sq_norm};
+use backlens_edit::eta::sq_norm;
+use backlens_edit::methods::{adam_first_step, loss_gradient};
 use backlens_edit::{
     AdamConfig, AdamState, EditGuard, EditMethod, EditRequest, Eta, FineTune, ForwardPassShift, OneStepAdam, OneStepSgd,
 };

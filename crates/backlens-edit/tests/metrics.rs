@@ -1,6 +1,7 @@
 //! The metrics on hand-made cases with known answers.
 
-use backlens_edit::eval::{passages, perplexity, predicts};
+use backlens_edit::corpus::passages;
+use backlens_edit::eval::{perplexity, predicts};
 use backlens_edit::metrics::{
     argmax, ngram_distribution_entropy, ngram_entropy, sequence_nll, teacher_forced_correct, words, MeanStd,
 };

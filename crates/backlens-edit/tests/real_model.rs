@@ -5,16 +5,17 @@
 //! paper's key destroys; one-step SGD and Adam at their documented learning rates edit the same
 //! slice. About a minute in release on 2 cores.
 
+use backlens_edit::defaults::{DEFAULT_ADAM_LR, DEFAULT_FPS_ETA, DEFAULT_KEY_SHRINKAGE, DEFAULT_LAYER, DEFAULT_SGD_LR};
 use backlens_edit::{evaluate, EditGuard, EditMethod, EditRequest, Eta, EvalOptions, ForwardPassShift};
 use backlens_model::{default_model, LanguageModel, Llama, Module, TraceOptions};
 use candle_core::IndexOp;
 use std::sync::OnceLock;
 
-/// The documented default of `backlens edit`/`eval` (`backlens::editing::DEFAULT_LAYER`,
-/// `DEFAULT_FPS_ETA`): layer 23 of 30 (relative depth 0.79; the paper's 35/47 is 0.74),
-/// scale-free η 500 (see the crate README for the search that chose it).
-const LAYER: usize = 23;
-const ETA: Eta = Eta::ScaleFree(500.0);
+/// The documented default of `backlens edit`/`eval` ([`DEFAULT_LAYER`], [`DEFAULT_FPS_ETA`]):
+/// layer 23 of 30 (relative depth 0.79; the paper's 35/47 is 0.74), scale-free η 500 (see the
+/// crate README for the search that chose it).
+const LAYER: usize = DEFAULT_LAYER;
+const ETA: Eta = DEFAULT_FPS_ETA;
 /// Records in the slice (seeded sample of the project's dataset).
 const SLICE: usize = 10;
 
@@ -104,7 +105,9 @@ fn template_contrast_key_keeps_the_neighborhood_accuracy() {
     let slice = backlens_data::sample(&records, SLICE, 0);
     let mut m = model().clone();
     let plain = ForwardPassShift::new(LAYER, ETA);
-    let contrast = plain.clone().with_key(Key::TemplateContrast(std::sync::Arc::new(TemplateContrast::new(0.1))));
+    let contrast = plain
+        .clone()
+        .with_key(Key::TemplateContrast(std::sync::Arc::new(TemplateContrast::new(DEFAULT_KEY_SHRINKAGE))));
     let mut rows = Vec::new();
     for method in [None, Some(&plain as &dyn EditMethod), Some(&contrast as &dyn EditMethod)] {
         rows.push(evaluate(&mut m, method, &slice, &EvalOptions::default(), &mut |_, _| {}).unwrap().summary);
@@ -135,16 +138,17 @@ fn messi_plays_for_paris_after_one_edit() {
     assert!(backlens_edit::eval::predicts(guard.model(), &req.prompt, &req.target).unwrap());
 }
 
-/// The documented one-step SGD and Adam learning rates at layer 23
-/// (`backlens::editing::DEFAULT_SGD_LR`, `DEFAULT_ADAM_LR`), chosen by `backlens sweep-lr` as the
-/// smallest lr editing ≥ 95% of a 20-record sample, rounded up.
-const SGD_LR: f64 = 1.5;
-const ADAM_LR: f64 = 0.011;
+/// The documented one-step SGD and Adam learning rates at layer 23 ([`DEFAULT_SGD_LR`],
+/// [`DEFAULT_ADAM_LR`]), chosen by `backlens sweep-lr` as the smallest lr editing ≥ 95% of a
+/// 20-record sample, rounded up.
+const SGD_LR: f64 = DEFAULT_SGD_LR;
+const ADAM_LR: f64 = DEFAULT_ADAM_LR;
 
 #[test]
 fn one_step_sgd_and_adam_at_the_documented_lrs_edit_the_slice() {
     use backlens_edit::search::efficacy;
-    use backlens_edit::sweep::{min_step, StepMethod, StepSearch};
+    use backlens_edit::sweep::{min_step, StepSearch};
+    use backlens_edit::StepSizeMethod;
     use backlens_edit::{OneStepAdam, OneStepSgd};
     let records = backlens_data::load(&backlens_data::default_dataset_path()).unwrap();
     let slice = backlens_data::sample(&records, SLICE, 0);
@@ -160,7 +164,7 @@ fn one_step_sgd_and_adam_at_the_documented_lrs_edit_the_slice() {
     let weak = efficacy(&mut m, &OneStepSgd { layer: LAYER, lr: SGD_LR / 10.0 }, &requests).unwrap();
     assert!(weak <= 50.0, "SGD at lr {}: {weak}%", SGD_LR / 10.0);
     // The sweep's minimum step for the first record is below the documented lr, and succeeds.
-    let dir = StepMethod::Sgd.direction(&m, &requests[0], LAYER).unwrap().unwrap();
+    let dir = OneStepSgd { layer: LAYER, lr: SGD_LR }.direction(&m, &requests[0], LAYER).unwrap().unwrap();
     let (s, _) =
         min_step(&mut m, LAYER, &dir, &requests[0], &StepSearch { start: 1.0, resolution: 1.1, max_doublings: 20 })
             .unwrap();

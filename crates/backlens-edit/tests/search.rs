@@ -1,7 +1,8 @@
 //! The minimum-step search: the returned step reaches the goal and one within the resolution
 //! below it does not (tiny model, so the efficacy curve is cheap to check by brute force).
 
-use backlens_edit::search::{efficacy, min_eta, min_setting, EtaKind, SearchOptions};
+use backlens_edit::search::{efficacy, min_eta, min_setting, SearchOptions};
+use backlens_edit::EtaKind;
 use backlens_edit::{EditMethod, EditRequest, OneStepSgd};
 use backlens_model::testing::{random_llama, TinyLlama};
 use backlens_model::{LanguageModel, RopeLayout};
