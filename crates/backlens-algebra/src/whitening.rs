@@ -102,7 +102,7 @@ impl SecondMoment {
         let d = self.dim();
         let data: Vec<f64> = c.flatten_all()?.to_vec1()?;
         let mean_variance = (0..d).map(|i| data[i * d + i]).sum::<f64>() / d as f64; // tr C / d
-        if !(mean_variance > 0.0) {
+        if mean_variance.is_nan() || mean_variance <= 0.0 {
             return Err(AlgebraError::ShapeMismatch {
                 op: "SecondMoment::whitener",
                 detail: "the second moment is zero: every vector added was 0".into(),
@@ -158,7 +158,7 @@ impl Whitener {
         let x64 = x.to_device(&Device::Cpu)?.to_dtype(DType::F64)?; // (d)
         let cx = self.inverse.matmul(&x64.unsqueeze(1)?)?.squeeze(1)?; // (d)
         let x_cx = (&x64 * &cx)?.sum_all()?.to_scalar::<f64>()?;
-        if !(x_cx > 0.0) {
+        if x_cx.is_nan() || x_cx <= 0.0 {
             return Err(AlgebraError::ShapeMismatch {
                 op: "Whitener::key",
                 detail: "the input is zero; a zero input has no key".into(),

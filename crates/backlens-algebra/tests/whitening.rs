@@ -58,11 +58,13 @@ fn whitener_inverts_the_shrunk_second_moment() {
     for lambda in [1.0, 0.5, 0.05] {
         let w = m.whitener(lambda).unwrap();
         let inv = w.inverse().to_vec2::<f64>().unwrap();
-        for i in 0..6 {
+        for (i, c_i) in c.iter().enumerate() {
             for j in 0..6 {
                 // (C_λ · C_λ⁻¹)[i][j]
-                let p: f64 = (0..6)
-                    .map(|k| ((1.0 - lambda) * c[i][k] + if i == k { lambda * mean_var } else { 0.0 }) * inv[k][j])
+                let p: f64 = (c_i.iter().zip(&inv).enumerate())
+                    .map(|(k, (c_ik, inv_k))| {
+                        ((1.0 - lambda) * c_ik + if i == k { lambda * mean_var } else { 0.0 }) * inv_k[j]
+                    })
                     .sum();
                 let want = if i == j { 1.0 } else { 0.0 };
                 assert!((p - want).abs() < 1e-9, "λ {lambda}: (C_λ C_λ⁻¹)[{i}][{j}] = {p}");

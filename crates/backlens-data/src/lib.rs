@@ -14,6 +14,9 @@
 //! ```
 //! Unknown fields (e.g. the original's `attribute_prompts`) are ignored; ids may be empty.
 
+// Only the CLI prints; a library that must print says why in a narrow `#[allow]`.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -22,18 +25,29 @@ use serde::Deserialize;
 /// One CounterFact record, flattened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
+    /// The record's `case_id`, unique within a file (duplicates are rejected by [`load`]).
     pub case_id: u64,
+    /// `requested_rewrite.subject`, the entity whose fact is edited, e.g. `"Lionel Messi"`;
+    /// never empty.
     pub subject: String,
     /// Template with exactly one `{}` where the subject goes, e.g. `"{} plays for"`.
     pub prompt: String,
+    /// `requested_rewrite.relation_id`, the Wikidata property of the fact, e.g. `"P54"`
+    /// (member of sports team).
     pub relation_id: String,
     /// The true object (`target_true.str`), without a leading space.
     pub target_true: String,
     /// The counterfactual object (`target_new.str`), without a leading space; the editing
     /// target token is usually `" " + target_new`.
     pub target_new: String,
+    /// Prompts that state the same fact in other words (for the edit's generalization score);
+    /// at least one, none empty.
     pub paraphrase_prompts: Vec<String>,
+    /// Prompts about other subjects that share `target_true` for the same relation (for the
+    /// edit's specificity score, which they should keep); at least one, none empty.
     pub neighborhood_prompts: Vec<String>,
+    /// Open-ended prompts about the subject for generation checks. The list may be empty (a
+    /// missing field reads as empty); no prompt in it is empty.
     pub generation_prompts: Vec<String>,
 }
 
@@ -48,20 +62,59 @@ impl Record {
 /// (`index`, 0-based; for JSON lines also the line) and by its `case_id` where it has one.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// The dataset file could not be read (missing, unreadable, or not UTF-8).
     #[error("cannot read dataset {path}: {source}")]
     Io {
+        /// The dataset file that failed.
         path: PathBuf,
+        /// The error from reading it.
         #[source]
         source: std::io::Error,
     },
+    /// The text is not valid JSON: the array as a whole, or one line of a JSON-lines file.
     #[error("invalid JSON in {path} at line {line}, column {column}: {message}")]
-    Json { path: PathBuf, line: usize, column: usize, message: String },
+    Json {
+        /// The dataset file (for [`parse`], the path it was given).
+        path: PathBuf,
+        /// 1-based line in the file where the parser stopped (for JSON lines, the offending line).
+        line: usize,
+        /// 1-based column within that line, as serde_json reports it.
+        column: usize,
+        /// serde_json's message.
+        message: String,
+    },
+    /// The file holds nothing but whitespace (or an empty JSON array).
     #[error("dataset {path} is empty: expected a JSON array of CounterFact records or JSON lines")]
-    Empty { path: PathBuf },
+    Empty {
+        /// The empty dataset file.
+        path: PathBuf,
+    },
+    /// A record is not an object, a field has the wrong type, or validation failed: a required
+    /// field missing or empty, a prompt without exactly one `{}`, `target_new` equal to
+    /// `target_true`, no paraphrase or neighborhood prompt, or an empty prompt.
     #[error("{path}: record {index}{}: {problem}", case_label(.case_id))]
-    Invalid { path: PathBuf, index: usize, case_id: Option<u64>, problem: String },
+    Invalid {
+        /// The dataset file.
+        path: PathBuf,
+        /// 0-based position of the record in the file (among non-blank lines for JSON lines).
+        index: usize,
+        /// The record's `case_id`, where it has a numeric one.
+        case_id: Option<u64>,
+        /// What is wrong, naming the field; for JSON lines prefixed with `(line N)`.
+        problem: String,
+    },
+    /// Two records share a `case_id`.
     #[error("{path}: duplicate case_id {case_id} in record {index} (first used by record {first_index})")]
-    DuplicateCaseId { path: PathBuf, case_id: u64, index: usize, first_index: usize },
+    DuplicateCaseId {
+        /// The dataset file.
+        path: PathBuf,
+        /// The repeated `case_id`.
+        case_id: u64,
+        /// 0-based position of the later record.
+        index: usize,
+        /// 0-based position of the first record with that `case_id`.
+        first_index: usize,
+    },
 }
 
 fn case_label(case_id: &Option<u64>) -> String {

@@ -215,7 +215,7 @@ fn duplicate_case_id() {
     let e = load(&array_file("dup.json", &[rec(1, "A"), rec(2, "B"), rec(1, "C")])).unwrap_err();
     match &e {
         DataError::DuplicateCaseId { case_id, index, first_index, .. } => {
-            assert_eq!((*case_id, *index, *first_index), (1, 2, 0))
+            assert_eq!((*case_id, *index, *first_index), (1, 2, 0));
         }
         other => panic!("{other:?}"),
     }

@@ -7,14 +7,40 @@ use candle_core::{Tensor, D};
 /// Errors of the lens.
 #[derive(Debug, thiserror::Error)]
 pub enum LensError {
+    /// [`LogitLens::logits`] or [`LogitLens::project`] was given something other than an
+    /// `(N, d_model)` matrix, e.g. an MLP-inner (`d_ff`-wide) vector or a 1-D tensor.
     #[error("the lens projects {expected}-dimensional vectors, got shape {found:?}: only d_model-sized vectors (residual-stream inputs or VJPs) can be projected")]
-    Dimension { expected: usize, found: Vec<usize> },
+    Dimension {
+        /// The lens's width, `d_model` (the final norm's size).
+        expected: usize,
+        /// The shape of the tensor passed in.
+        found: Vec<usize>,
+    },
+    /// [`LogitLens::new`] was given an unembedding that is not `(V, d)` with `V > 0` and `d` the
+    /// final norm's size.
     #[error("the unembedding has shape {unembed:?} but the final norm has size {norm}; expected (V, {norm})")]
-    Mismatch { unembed: Vec<usize>, norm: usize },
+    Mismatch {
+        /// The shape of the unembedding matrix passed in.
+        unembed: Vec<usize>,
+        /// The final norm's size ([`Norm::dim`]).
+        norm: usize,
+    },
+    /// [`ProjectOptions::rank_tokens`] holds a token id `>= V`.
     #[error("token id {id} is outside the vocabulary (size {vocab})")]
-    TokenOutOfRange { id: u32, vocab: usize },
+    TokenOutOfRange {
+        /// The first out-of-range id.
+        id: u32,
+        /// The vocabulary size `V` (rows of the unembedding).
+        vocab: usize,
+    },
+    /// A vector's L2 norm (in f32) is NaN or infinite: it holds a NaN or an infinity, or is too
+    /// large to square in f32. Reported by [`LogitLens::project`].
     #[error("vector {row} contains NaN or infinity")]
-    NonFinite { row: usize },
+    NonFinite {
+        /// 0-based row of the first such vector in the `(N, d)` input.
+        row: usize,
+    },
+    /// A tensor operation failed (dtype, device, or out of memory).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -16,15 +16,33 @@ pub enum RopeLayout {
 /// The hyper-parameters the forward pass needs, read from GGUF metadata or config.json.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
+    /// Number of transformer blocks: GGUF `llama.block_count`, HF `num_hidden_layers`.
     pub n_layers: usize,
+    /// Width of the residual stream: GGUF `llama.embedding_length`, HF `hidden_size`.
     pub d_model: usize,
+    /// Width of the MLP's inner (gate/up output, down input) layer: GGUF
+    /// `llama.feed_forward_length`, HF `intermediate_size`.
     pub d_ff: usize,
+    /// Number of query heads: GGUF `llama.attention.head_count`, HF `num_attention_heads`.
+    /// Divides `d_model` into an even per-head size ([`head_dim`](Self::head_dim)).
     pub n_heads: usize,
+    /// Number of key/value heads (grouped-query attention; equal to `n_heads` without it):
+    /// GGUF `llama.attention.head_count_kv`, HF `num_key_value_heads` (default `n_heads`).
+    /// Divides `n_heads`.
     pub n_kv_heads: usize,
+    /// Rotary embedding base θ (dimension pair i turns by `θ^(-2i/head_dim)` radians per
+    /// position): GGUF `llama.rope.freq_base`, HF `rope_theta`; 10000 when missing.
     pub rope_base: f64,
+    /// RMSNorm epsilon, added to the mean square: GGUF `llama.attention.layer_norm_rms_epsilon`,
+    /// HF `rms_norm_eps` (default 1e-6).
     pub rms_eps: f64,
+    /// The longest prompt, in tokens: GGUF `llama.context_length`, HF `max_position_embeddings`.
     pub context_length: usize,
+    /// Number of tokens `V` (rows of the embedding and unembedding): the length of GGUF
+    /// `tokenizer.ggml.tokens`, HF `vocab_size`.
     pub vocab_size: usize,
+    /// How rotary dimensions pair up: [`RopeLayout::Interleaved`] for GGUF,
+    /// [`RopeLayout::HalfSplit`] for Hugging Face folders.
     pub rope: RopeLayout,
 }
 

@@ -62,10 +62,10 @@ impl HfFolder {
         let mut names = BTreeMap::new();
         let mut mapped = Vec::with_capacity(shards.len());
         for (i, shard) in shards.into_iter().enumerate() {
+            #[allow(unsafe_code)] // the workspace denies unsafe code; this mapping is the one exception
             // SAFETY: the file is mapped read-only; like every memory-mapped loader we assume it is
             // not modified while the folder is open. safetensors validates the header against the
             // file size, so a truncated file is an error here.
-            #[allow(unsafe_code)] // the workspace denies unsafe code; this mapping is the one exception
             let st = unsafe { MmapedSafetensors::new(&shard) }
                 .map_err(|e| ModelError::Safetensors { path: shard.clone(), reason: e.to_string() })?;
             names.extend(st.tensors().into_iter().map(|(name, _)| (name, i)));

@@ -23,16 +23,55 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A module of a transformer block whose inputs, outputs and VJPs can be recorded.
+///
+/// Shapes are per prompt of `T` tokens; `head_dim = d_model / n_heads`. A module's `vjp` has its
+/// `output`'s shape and is the gradient TransformerLens (TL) would see at the hook of that
+/// output. TL names assume an unprocessed model (`from_pretrained_no_processing`: no folded
+/// norm weights, no centering), `L` is the layer, and TL's separate head axis is flattened here
+/// (heads side by side). The normed-residual inputs are the norm's output with its gain (and
+/// GPT-2's bias) applied: TL's `ln1`/`ln2.hook_normalized` for LayerNorm; TL's RMSNorm places
+/// that hook before the gain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Module {
+    /// The query projection (Llama `q_proj`; GPT-2: the first third of `attn.c_attn`).
+    /// `input`: the attention-normed residual, `(T, d_model)` (TL `blocks.L.ln1.hook_normalized`);
+    /// `output`: the queries before the rotary embedding, bias included, `(T, n_heads·head_dim)`
+    /// (TL `blocks.L.attn.hook_q`).
     AttnQ,
+    /// The key projection (Llama `k_proj`; GPT-2: the middle third of `attn.c_attn`).
+    /// `input`: as [`Module::AttnQ`]'s, `(T, d_model)`; `output`: the keys before the rotary
+    /// embedding, `(T, n_kv_heads·head_dim)` (TL `blocks.L.attn.hook_k`).
     AttnK,
+    /// The value projection (Llama `v_proj`; GPT-2: the last third of `attn.c_attn`).
+    /// `input`: as [`Module::AttnQ`]'s, `(T, d_model)`; `output`: the values,
+    /// `(T, n_kv_heads·head_dim)` (TL `blocks.L.attn.hook_v`).
     AttnV,
+    /// The attention output projection (Llama `o_proj`, GPT-2 `attn.c_proj`). `input`: every
+    /// head's attention-weighted values side by side, `(T, n_heads·head_dim)` (TL
+    /// `blocks.L.attn.hook_z`); `output`: the attention's contribution to the residual,
+    /// `(T, d_model)` (TL `blocks.L.hook_attn_out`); its `vjp` is also dL/d of the residual after
+    /// the attention (TL `blocks.L.hook_resid_mid`), since the output is added straight to it.
     AttnO,
+    /// The gate projection of a gated (SwiGLU) MLP (Llama `gate_proj`; GPT-2 has none).
+    /// `input`: the MLP-normed residual, `(T, d_model)` (TL `blocks.L.ln2.hook_normalized`);
+    /// `output`: the gate before SiLU, `(T, d_ff)` (TL `blocks.L.mlp.hook_pre`).
     MlpGate,
+    /// FF1, the MLP's first linear map (Llama `up_proj`, GPT-2 `mlp.c_fc`). `input`: the
+    /// MLP-normed residual, `(T, d_model)` (TL `blocks.L.ln2.hook_normalized`), the x_i that span
+    /// FF1's gradient; `output`: `(T, d_ff)`, for Llama the linear half multiplied by the
+    /// gate (TL `blocks.L.mlp.hook_pre_linear`), for GPT-2 the pre-activation before GELU
+    /// (TL `blocks.L.mlp.hook_pre`).
     MlpUp,
+    /// FF2, the MLP's last linear map (Llama `down_proj`, GPT-2 `mlp.c_proj`). `input`: the
+    /// activations, `(T, d_ff)` (TL `blocks.L.mlp.hook_post`); `output`: the MLP's contribution
+    /// to the residual, `(T, d_model)` (TL `blocks.L.hook_mlp_out`); its `vjp`, the δ_i that
+    /// span FF2's gradient, equals the block's `vjp` (the output is added straight to the
+    /// residual that leaves the block).
     MlpDown,
-    /// The whole block: residual stream in and out.
+    /// The whole block: residual stream in and out, `(T, d_model)` each. `input`: the residual
+    /// before the block (TL `blocks.L.hook_resid_pre`); `output`: after it (TL
+    /// `blocks.L.hook_resid_post`, which is `blocks.{L+1}.hook_resid_pre`); `vjp`: dL/d of the
+    /// residual after the block. The block has no weight.
     Block,
 }
 
@@ -101,7 +140,9 @@ impl Kind {
 /// A module and a kind, without a layer: `mlp.down.vjp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Site {
+    /// The module whose vector is recorded (the `mlp.down` of `mlp.down.vjp`).
     pub module: Module,
+    /// Which of its vectors: forward input, forward output or VJP (the `vjp`).
     pub kind: Kind,
 }
 
@@ -160,7 +201,10 @@ impl FromStr for Site {
 /// A site at a layer: `layers.12.mlp.down.vjp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HookPoint {
+    /// 0-based index of the transformer block (the `12` of `layers.12.mlp.down.vjp`), below the
+    /// model's `n_layers`.
     pub layer: usize,
+    /// The module and kind within that block.
     pub site: Site,
 }
 

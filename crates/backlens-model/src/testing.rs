@@ -22,17 +22,25 @@ use crate::weight_role::Role;
 use candle_core::{Device, Tensor};
 use std::collections::BTreeMap;
 
-
 /// The shape of a tiny Llama-architecture model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TinyLlama {
+    /// Number of transformer blocks ([`LlamaConfig::n_layers`]).
     pub n_layers: usize,
+    /// Residual-stream width; `n_heads` must split it into an even head size.
     pub d_model: usize,
+    /// Number of query heads.
     pub n_heads: usize,
+    /// Number of key/value heads; must divide `n_heads`.
     pub n_kv_heads: usize,
+    /// Width of the MLP's inner layer (gate/up output, down input).
     pub d_ff: usize,
+    /// Vocabulary size `V`, also the tokenizer's (pieces `t0 .. t{V-1}`).
     pub vocab: usize,
+    /// The longest prompt accepted, in tokens ([`LlamaConfig::context_length`]).
     pub context: usize,
+    /// How Q and K dimensions pair up for the rotary embedding (random weights work with
+    /// either; a Hugging Face folder loads as [`RopeLayout::HalfSplit`]).
     pub rope: RopeLayout,
     /// Whether the unembedding is the embedding matrix.
     pub tied: bool,
@@ -59,13 +67,19 @@ impl TinyLlama {
 /// The shape of a tiny GPT-2 model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TinyGpt2 {
+    /// Number of transformer blocks ([`Gpt2Config::n_layers`]).
     pub n_layers: usize,
+    /// Residual-stream width; `n_heads` must divide it.
     pub d_model: usize,
+    /// Number of attention heads.
     pub n_heads: usize,
+    /// Width of the MLP's inner layer (`mlp.up` output, `mlp.down` input).
     pub d_ff: usize,
+    /// Vocabulary size `V`, also the tokenizer's (pieces `t0 .. t{V-1}`).
     pub vocab: usize,
-    /// Number of learned positions.
+    /// Number of learned positions: the longest prompt accepted, in tokens.
     pub context: usize,
+    /// The MLP's GELU variant.
     pub activation: Gpt2Activation,
     /// Whether the unembedding is the embedding matrix (GPT-2's own checkpoints are tied).
     pub tied: bool,
@@ -94,10 +108,12 @@ impl TinyGpt2 {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator whose whole sequence is determined by `seed`.
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
+    /// The next 64 uniformly distributed bits (one SplitMix64 step).
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

@@ -209,7 +209,9 @@ impl<'a> Recorder<'a> {
 /// What a model accepts as a prompt.
 #[derive(Debug, Clone, Copy)]
 pub struct PromptLimits {
+    /// The model's vocabulary size: every prompt and target id must be below it.
     pub vocab_size: usize,
+    /// The model's context length: the most tokens a prompt may have.
     pub context_length: usize,
 }
 

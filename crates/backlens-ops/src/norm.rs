@@ -10,9 +10,24 @@ use candle_core::{Result, Tensor, D};
 #[derive(Debug, Clone)]
 pub enum Norm {
     /// `x / sqrt(mean(x²) + eps) * weight` (Llama, SmolLM2).
-    Rms { weight: Tensor, eps: f64 },
+    Rms {
+        /// The gain, shape `(d)` (Llama: GGUF `blk.L.attn_norm`, `blk.L.ffn_norm`, `output_norm`;
+        /// Hugging Face `input_layernorm`, `post_attention_layernorm`, `model.norm`).
+        weight: Tensor,
+        /// Added to the mean square before the square root (Llama: GGUF
+        /// `llama.attention.layer_norm_rms_epsilon`, Hugging Face `rms_norm_eps`).
+        eps: f64,
+    },
     /// `(x - mean(x)) / sqrt(var(x) + eps) * weight + bias` (GPT-2).
-    Layer { weight: Tensor, bias: Tensor, eps: f64 },
+    Layer {
+        /// The gain, shape `(d)` (GPT-2 `ln_1.weight`, `ln_2.weight`, `ln_f.weight`).
+        weight: Tensor,
+        /// The bias, shape `(d)` (GPT-2 `ln_1.bias`, `ln_2.bias`, `ln_f.bias`).
+        bias: Tensor,
+        /// Added to the variance (the mean of squares, divided by `d`) before the square root
+        /// (GPT-2 `config.json` `layer_norm_epsilon`).
+        eps: f64,
+    },
 }
 
 impl Norm {

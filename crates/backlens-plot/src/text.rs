@@ -85,7 +85,7 @@ impl BundledFont {
             if let Some(outline) = self.0.outline_glyph(glyph) {
                 let bounds = outline.px_bounds();
                 outline.draw(|gx, gy, coverage| {
-                    put(bounds.min.x as i32 + gx as i32, bounds.min.y as i32 + gy as i32, coverage)
+                    put(bounds.min.x as i32 + gx as i32, bounds.min.y as i32 + gy as i32, coverage);
                 });
             }
             pen += font.h_advance(id);

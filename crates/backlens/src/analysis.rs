@@ -3,7 +3,7 @@
 use crate::error::Error;
 use crate::spec::ModelSpec;
 use backlens_lens::{LogitLens, ProjectOptions};
-use backlens_model::{default_model, HookPoint, LanguageModel, ModelError, Site, Trace, TraceOptions};
+use backlens_model::{default_model, HookPoint, LanguageModel, Site, Trace, TraceOptions};
 use candle_core::{Device, Tensor};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -44,10 +44,15 @@ pub struct ReportCell {
 /// The Backward Lens of one prompt and target: the stable JSON interface of `backlens lens`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The model's name ([`LanguageModel::name`]: the GGUF file's stem or the folder's name).
     pub model: String,
+    /// The prompt text as given.
     pub prompt: String,
+    /// The target text as given, usually with a leading space (`" Paris"`).
     pub target: String,
+    /// The target's single token id.
     pub target_id: u32,
+    /// The prompt's token ids, in order; the second index of every site's cells.
     pub token_ids: Vec<u32>,
     /// Each prompt token's text.
     pub tokens: Vec<String>,
