@@ -75,6 +75,8 @@
 //! ```
 
 #![deny(missing_docs)]
+// Only the CLI prints; a library that must print says why in a narrow `#[allow]`.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod imprint_shift;
 pub mod neurons;

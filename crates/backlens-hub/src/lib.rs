@@ -36,6 +36,8 @@
 #![warn(missing_docs)]
 // Errors are rare and carry the full context for the message; boxing them buys nothing here.
 #![allow(clippy::result_large_err)]
+// Only the CLI prints; a library that must print says why in a narrow `#[allow]`.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod cache;
 mod config;

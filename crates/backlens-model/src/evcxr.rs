@@ -22,6 +22,8 @@ struct SiteRow {
 
 impl Trace {
     /// Shows the trace in the evcxr Jupyter kernel as an HTML table of per-layer norms.
+    // evcxr renders what a cell's `evcxr_display` prints to stdout: printing is the protocol.
+    #[allow(clippy::print_stdout)]
     pub fn evcxr_display(&self) {
         println!("{}", self.evcxr_content());
     }

@@ -9,6 +9,9 @@
 //! Weights are kept in one canonical layout, (out, in) like `nn.Linear` and GGUF, so analysis
 //! code is architecture-agnostic.
 
+// Only the CLI prints; a library that must print says why in a narrow `#[allow]`.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 /// Implements [`LanguageModel`] for an architecture struct with the fields `name`, `tokenizer`,
 /// `embed`, `unembed`, `final_norm` and `config` (itself with `n_layers`, `d_model`,
 /// `context_length`, `vocab_size`), and the inherent methods `forward(&self, &mut Recorder,

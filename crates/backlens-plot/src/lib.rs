@@ -88,6 +88,8 @@
 //! ```
 
 #![warn(missing_docs)]
+// Only the CLI prints; a library that must print says why in a narrow `#[allow]`.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod color;
 mod error;

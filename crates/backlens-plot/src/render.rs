@@ -523,6 +523,8 @@ macro_rules! figure_methods {
             /// prints between `EVCXR_BEGIN_CONTENT <mime>` and `EVCXR_END_CONTENT`. An invalid
             /// figure prints its error as plain text instead of panicking inside the notebook.
             #[cfg(feature = "evcxr")]
+            // evcxr renders what `evcxr_display` prints to stdout: printing is the protocol.
+            #[allow(clippy::print_stdout)]
             pub fn evcxr_display(&self) {
                 println!("{}", self.evcxr_content());
             }

@@ -124,6 +124,8 @@ impl fmt::Display for LayerTable {
 impl Report {
     /// Shows the report in the evcxr Jupyter kernel as its [`Report::default_figure`] (SVG),
     /// with [`Report::summary`] as the plain-text alternative.
+    // evcxr renders what a cell's `evcxr_display` prints to stdout: printing is the protocol.
+    #[allow(clippy::print_stdout)]
     pub fn evcxr_display(&self) {
         println!("{}", self.evcxr_content());
     }
@@ -144,6 +146,8 @@ impl Report {
 impl LayerTable {
     /// Shows the table in the evcxr Jupyter kernel as HTML, with the text table as the
     /// plain-text alternative.
+    // evcxr renders what a cell's `evcxr_display` prints to stdout: printing is the protocol.
+    #[allow(clippy::print_stdout)]
     pub fn evcxr_display(&self) {
         println!("{}", self.evcxr_content());
     }

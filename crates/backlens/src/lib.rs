@@ -17,6 +17,9 @@
 //! The crates underneath can be used on their own: [`model`] (hooks and traces), [`algebra`]
 //! (low-rank gradients), [`lens`] (vocabulary projection), [`plot`] (token tables).
 
+// Only the CLI prints; a library that must print says why in a narrow `#[allow]`.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 mod analysis;
 mod display;
 pub mod editing;
