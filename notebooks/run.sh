@@ -9,7 +9,7 @@
 #                default: every notebooks/*.ipynb, in name order.
 #
 # Installs what is missing, once:
-#   - evcxr_jupyter 0.22.0 with `cargo install --locked` (~20 min on 2 cores, the first time only);
+#   - evcxr_jupyter 0.22.0 with `cargo install --locked` at opt-level 1 (the first time only);
 #   - the Jupyter runner from PyPI (notebooks/requirements.txt, pinned) in a virtual environment
 #     at $BACKLENS_HOME/jupyter-venv (default ~/.cache/backlens/jupyter-venv);
 #   - the `rust` kernelspec (evcxr_jupyter --install) into that environment.
@@ -68,9 +68,14 @@ mkdir -p "$backlens_home"
 # 1. The Rust kernel. (evcxr_jupyter has no --version; cargo's install list records it.)
 cargo_bin="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin"
 if ! cargo install --list | grep -qx "evcxr_jupyter v$evcxr_version:" || [[ ! -x "$cargo_bin/evcxr_jupyter" ]]; then
-    echo "== installing evcxr_jupyter $evcxr_version (cargo install --locked; ~20 min on 2 cores)"
+    echo "== installing evcxr_jupyter $evcxr_version (cargo install --locked, opt-level 1)"
     t0=$SECONDS
-    cargo install --locked evcxr_jupyter --version "$evcxr_version"
+    # The kernel only drives cargo and rustc (and rust-analyzer's type inference for variables
+    # kept between cells): opt-level 1 without debug info builds it in far less time than the
+    # default opt-level 3 and runs the notebooks as fast (measured: README.md, "Continuous
+    # integration").
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_LTO=false \
+        cargo install --locked evcxr_jupyter --version "$evcxr_version"
     echo "== evcxr_jupyter installed in $((SECONDS - t0)) s"
 fi
 evcxr="$cargo_bin/evcxr_jupyter"
@@ -124,6 +129,11 @@ CONFIG
 # with "dlopen failed". Putting the toolchain's library directory on the search path fixes it.
 host="$(rustc -vV | sed -n 's/^host: //p')"
 export LD_LIBRARY_PATH="$(rustc --print sysroot)/lib/rustlib/$host/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# evcxr builds every kernel crate in cargo's dev profile at opt-level 2 with debug assertions and
+# overflow checks (its generated Cargo.toml); cargo's environment overrides turn both checks off
+# for the notebooks, whose computations (dataset sweeps) then run several times faster. Tests,
+# not notebooks, are where the assertions run.
+export CARGO_PROFILE_DEV_DEBUG_ASSERTIONS=false CARGO_PROFILE_DEV_OVERFLOW_CHECKS=false
 if [[ -z "${RAYON_NUM_THREADS:-}" ]]; then
     RAYON_NUM_THREADS="$(nproc 2>/dev/null || echo 1)"
     export RAYON_NUM_THREADS
