@@ -51,9 +51,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         bl.report(&q.prompt, &q.target, &trace, &options).map(drop).map_err(Into::into)
     })?;
     let report = bl.report(&q.prompt, &q.target, &trace, &options)?;
-    time("output files (JSON, 2 SVG, 2 PNG)", &mut || {
-        write_outputs(&bl, &report, &out, CellChoice::Bottom).map(drop)
-    })?;
+    time("output files (JSON, 2 SVG, 2 PNG)", &mut || write_outputs(&bl, &report, &out, CellChoice::Bottom).map(drop))?;
     time("whole `lens` query (load → JSON, SVG, PNG)", &mut || {
         let bl = args.model.load()?;
         lens(&bl, q, &out, CellChoice::Bottom).map(drop)
