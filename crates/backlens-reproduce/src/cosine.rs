@@ -6,23 +6,38 @@ use backlens_model::{Site, TraceOptions};
 use backlens_plot::{ColorScale, Heatmap, LineChart, ReferenceLine, Series};
 use serde_json::json;
 
-use super::aggregate::fmt_opt;
-use super::segments::{segment_prompt, Segment};
-use super::sweep::Sweep;
-use super::{FigureGroup, Reproduction};
-use crate::{Backlens, Error};
+use backlens::{Backlens, Error};
+
+use crate::aggregate::fmt_opt;
+use crate::segments::{segment_prompt, Segment};
+use crate::sweep::{cross_layer_cosine, Sweep};
+use crate::{FigureGroup, Needs, Reproduction};
 
 /// An edit whose per-token cross-layer cosines Figure 22 shows.
 #[derive(Debug, Clone, Copy)]
 pub struct CosineExample {
+    /// A template with `{}` where the subject goes.
     pub template: &'static str,
+    /// The edited subject.
     pub subject: &'static str,
+    /// The edit target: one token, usually with a leading space.
     pub target: &'static str,
 }
 
 /// The paper's Figure 22 edit.
 pub const FERRARI_EXAMPLE: CosineExample =
     CosineExample { template: "{}, created by", subject: "Ferrari Mondial", target: " Nintendo" };
+
+/// Figures 22, 23: cosine of the residual VJPs across layers.
+pub(crate) static GROUP: FigureGroup = FigureGroup {
+    name: "cosine",
+    covers: "Figures 22, 23",
+    figures: &[22, 23],
+    tables: &[],
+    appendices: &[],
+    needs: Needs::ModelAndSweep,
+    run: |inputs| cosine(inputs.backlens, inputs.sweep(&GROUP)?),
+};
 
 const PAPER: &str = "Appendix G (GPT2-xl): cosine ≈ 0.4 over a sequence of 3-5 blocks for all tokens; for the last \
 token averaged over 100 edits, cosine > 0.7 across 10 blocks, and layer 0 vs layer 47 > 0.08, \"relatively high \
@@ -51,22 +66,21 @@ fn heatmap(title: String, m: &[Vec<f32>]) -> Heatmap {
     }
 }
 
-impl Backlens {
-    /// Figure 22: the (L, L) cross-layer cosine matrices of FF2's VJPs at an example's first
-    /// subject token, last subject token and last token (labelled by [`Segment`]).
-    pub fn cosine_example(&self, example: &CosineExample) -> Result<Vec<(Segment, Vec<Vec<f32>>)>, Error> {
-        let tokenizer = self.model().tokenizer();
-        let (ids, segments) = segment_prompt(tokenizer, example.template, example.subject)?;
-        let target = tokenizer.single_token(example.target)?;
-        let trace = self.model().trace(&ids, target, &TraceOptions::only([Site::MLP_DOWN_VJP]))?;
-        let mut out = Vec::new();
-        for wanted in [Segment::FirstSubject, Segment::LastSubject, Segment::Last] {
-            if let Some(token) = segments.iter().position(|&s| s == wanted) {
-                out.push((wanted, self.cross_layer_cosine(&trace, token)?));
-            }
+/// Figure 22: the (L, L) cross-layer cosine matrices of FF2's VJPs at an example's first
+/// subject token, last subject token and last token (labelled by [`Segment`]).
+#[allow(clippy::type_complexity)]
+pub fn cosine_example(bl: &Backlens, example: &CosineExample) -> Result<Vec<(Segment, Vec<Vec<f32>>)>, Error> {
+    let tokenizer = bl.model().tokenizer();
+    let (ids, segments) = segment_prompt(tokenizer, example.template, example.subject)?;
+    let target = tokenizer.single_token(example.target)?;
+    let trace = bl.model().trace(&ids, target, &TraceOptions::only([Site::MLP_DOWN_VJP]))?;
+    let mut out = Vec::new();
+    for wanted in [Segment::FirstSubject, Segment::LastSubject, Segment::Last] {
+        if let Some(token) = segments.iter().position(|&s| s == wanted) {
+            out.push((wanted, cross_layer_cosine(bl, &trace, token)?));
         }
-        Ok(out)
     }
+    Ok(out)
 }
 
 /// The element-wise mean of the prompts' last-token cosine matrices.
@@ -84,9 +98,9 @@ pub fn mean_last_token_cosine(sweep: &Sweep) -> Vec<Vec<f32>> {
     sum.into_iter().map(|row| row.into_iter().map(|s| (s / n) as f32).collect()).collect()
 }
 
-/// Figures 22 and 23.
-pub(super) fn reproduce(bl: &Backlens, sweep: &Sweep) -> Result<Reproduction, Error> {
-    let example = bl.cosine_example(&FERRARI_EXAMPLE)?;
+/// Figures 22, 23: cross-layer cosine of the residual VJPs ([`FERRARI_EXAMPLE`] and the sweep).
+pub fn cosine(bl: &Backlens, sweep: &Sweep) -> Result<Reproduction, Error> {
+    let example = cosine_example(bl, &FERRARI_EXAMPLE)?;
     let mean = mean_last_token_cosine(sweep);
     let l = sweep.n_layers;
     let baseline = 1.0 / (sweep.d_model as f64).sqrt();
@@ -163,7 +177,7 @@ pub(super) fn reproduce(bl: &Backlens, sweep: &Sweep) -> Result<Reproduction, Er
         .into(),
     ));
     Ok(Reproduction {
-        group: FigureGroup::Cosine,
+        group: &GROUP,
         paper: PAPER.into(),
         ours,
         pictures,

@@ -7,8 +7,19 @@ use serde_json::json;
 use super::aggregate::fmt_opt;
 use super::sweep::{PromptStats, Sweep};
 use super::vjp_ranks::{last_token_lines, normalized_rank, rank_chart};
-use super::{FigureGroup, Reproduction};
-use crate::Error;
+use crate::{FigureGroup, Needs, Reproduction};
+use backlens::Error;
+
+/// Figures 20, 21: lens rank of the original answer and the target in FF1's inputs x_n.
+pub(crate) static GROUP: FigureGroup = FigureGroup {
+    name: "input-ranks",
+    covers: "Figures 20, 21",
+    figures: &[20, 21],
+    tables: &[],
+    appendices: &[],
+    needs: Needs::Sweep,
+    run: |inputs| input_ranks(inputs.sweep(&GROUP)?),
+};
 
 const PAPER: &str = "Figure 20: FF1's x_n ranks of the models' answers. For correctly answered prompts the answer's \
 rank improves gradually over the first half of the layers; wrong answers are mostly function words (\"a\", \
@@ -21,8 +32,8 @@ fn subset(sweep: &Sweep, keep: impl Fn(&PromptStats) -> bool) -> Sweep {
     Sweep { prompts: sweep.prompts.iter().filter(|p| keep(p)).cloned().collect(), skipped: Vec::new(), ..sweep.clone() }
 }
 
-/// Figures 20 and 21 from a sweep.
-pub(super) fn reproduce(sweep: &Sweep) -> Result<Reproduction, Error> {
+/// Figures 20, 21 from a sweep: lens ranks of the answer and the target in FF1's x_n.
+pub fn input_ranks(sweep: &Sweep) -> Result<Reproduction, Error> {
     let v = sweep.vocab_size;
     let n = sweep.prompts.len();
     let correct = subset(sweep, |p| p.answer_correct);
@@ -44,12 +55,12 @@ pub(super) fn reproduce(sweep: &Sweep) -> Result<Reproduction, Error> {
         *wrong.entry(p.answer.as_str()).or_default() += 1;
     }
     let mut wrong: Vec<_> = wrong.into_iter().collect();
-    wrong.sort_by(|a, b| b.1.cmp(&a.1));
+    wrong.sort_by_key(|w| std::cmp::Reverse(w.1));
     let n_correct = sweep.prompts.iter().filter(|p| p.answer_correct).count();
     let spread = |means: &[Option<f64>]| {
         let present: Vec<f64> = means.iter().flatten().copied().collect();
         let (lo, hi) = present.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-        (!present.is_empty()).then(|| hi - lo)
+        (!present.is_empty()).then_some(hi - lo)
     };
     let half = sweep.n_layers / 2;
     let ours = format!(
@@ -99,7 +110,7 @@ normalized rank in x_n: layer 0 {}, layer {half} {}, last layer {}.",
         chart(title("LL rank of the target in FF1's x_n"), target_lines).into(),
     ));
     Ok(Reproduction {
-        group: FigureGroup::InputRanks,
+        group: &GROUP,
         paper: PAPER.into(),
         ours,
         pictures,

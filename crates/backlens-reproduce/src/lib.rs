@@ -1,165 +1,75 @@
 //! The paper's figures recomputed on any model backlens loads: one function per figure group,
 //! shared by the notebooks (`notebooks/`) and `backlens reproduce --figure <id>`.
 //!
-//! | group | paper | input |
-//! |---|---|---|
-//! | [`FigureGroup::GradientRank`] | Figure 3, Lemma 4.1, Appendix A | dataset sweep |
-//! | [`FigureGroup::Tables`] | Figures 4, 11–15, 24–25, Tables 3 and 5 | the paper's example prompts |
-//! | [`FigureGroup::Norms`] | Figures 5, 16, 17 | dataset sweep |
-//! | [`FigureGroup::VjpRanks`] | Figures 6, 18, 19 | dataset sweep |
-//! | [`FigureGroup::InputRanks`] | Figures 20, 21 | dataset sweep |
-//! | [`FigureGroup::Cosine`] | Figures 22, 23 | one example + dataset sweep |
-//! | [`FigureGroup::Neurons`] | Appendix C: Figures 7–9, Tables 2 and 4 | one example |
+//! Every figure group is one [`FigureGroup`] value (its name, the figures and tables it covers,
+//! what it needs and the function that runs it), all listed in [`GROUPS`], in the paper's order.
+//! Parsing of `--figure` ids ([`FigureGroup::parse`], [`select`]), the help text's figure
+//! numbers ([`figure_numbers`], [`id_help`]) and the unknown-id error are generated from that
+//! list. Adding a group: one new file with its `pub(crate) static GROUP: FigureGroup` and run
+//! function, its `mod` line and one entry in [`GROUPS`].
+//!
+//! ```no_run
+//! use backlens::Backlens;
+//! use backlens_reproduce::{FigureGroup, ReproduceOptions};
+//! let bl = Backlens::load_default()?;
+//! let groups = backlens_reproduce::select(&["norms", "figure-7"])?; // norms and neurons
+//! let options = ReproduceOptions { limit: 20, ..Default::default() };
+//! for r in backlens_reproduce::reproduce(&bl, &groups, &options, |_, _| {})? {
+//!     println!("{} ({}): {}", r.group, r.group.covers, r.ours);
+//! }
+//! assert_eq!(FigureGroup::parse("table-3")?.name, "tables");
+//! # Ok::<(), backlens::Error>(())
+//! ```
 //!
 //! Every group returns a [`Reproduction`]: pictures, the paper's observation, what this model
 //! shows (computed from the numbers, not written by hand) and the numbers themselves as JSON.
 
 mod aggregate;
 mod cosine;
+mod groups;
 mod input_ranks;
 mod neurons;
 mod norms;
 mod ranks;
-pub mod segments;
+mod segments;
 mod sweep;
 mod tables;
 mod vjp_ranks;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
+use backlens::{Backlens, Error};
 use backlens_data::Record;
 use backlens_plot::Picture;
-use serde::Serialize;
-
-use crate::{Backlens, Error};
 
 pub use aggregate::{normalized_layer, SegmentTable};
-pub use cosine::{mean_at_offset, mean_last_token_cosine, CosineExample, FERRARI_EXAMPLE};
-pub use neurons::*;
+pub use cosine::{cosine, cosine_example, mean_at_offset, mean_last_token_cosine, CosineExample, FERRARI_EXAMPLE};
+pub use groups::{compress_ranges, figure_numbers, id_help, select, FigureGroup, Inputs, Needs};
+pub use input_ranks::input_ranks;
+pub use neurons::{
+    depth_chart, labelled_norm_groups, neuron_depth_profile, neuron_study, neurons, paper_depth_layer, reading_of,
+    row_norms, trace_neurons, update_neurons, DepthRow, FfMatrix, NeuronOptions, NeuronSample, NeuronStudy, NormBand,
+    NormGroup, UpdateNeurons, BAND_SIZE, INTERSECTION_K, NEURONS_PER_GROUP, NEURON_PROMPT, NEURON_TARGET,
+    PAPER_NEURON_LAYER, PAPER_NEURON_MODEL_LAYERS, TABLE_TOKENS,
+};
+pub use norms::norms;
+pub use ranks::gradient_rank;
 pub use segments::{segment_means, segment_prompt, Segment};
-pub use sweep::{PromptStats, Sweep, RELATIVE_RANK_TOLERANCE};
-pub use tables::{lens_agreement, Example, ExampleSummary, LensAgreement, PAPER_EXAMPLES};
+pub use sweep::{cross_layer_cosine, prompt_stats, sweep, PromptStats, Sweep, RELATIVE_RANK_TOLERANCE};
+pub use tables::{example_reports, lens_agreement, tables, Example, ExampleSummary, LensAgreement, PAPER_EXAMPLES};
+pub use vjp_ranks::vjp_ranks;
 
-/// A group of the paper's figures that one computation reproduces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum FigureGroup {
-    /// Figure 3: % of prompts whose gradient rank equals the prompt length, per layer.
-    GradientRank,
-    /// Figures 4, 11–15, 24–25 and Tables 3, 5: logit-lens tables of the spanning sets.
-    Tables,
-    /// Figures 5, 16, 17: mean VJP and input norms per layer and prompt segment.
-    Norms,
-    /// Figures 6, 18, 19: lens rank of the target and the original answer in FF2's VJPs.
-    VjpRanks,
-    /// Figures 20, 21: lens rank of the original answer and the target in FF1's inputs x_n.
-    InputRanks,
-    /// Figures 22, 23: cosine of the residual VJPs across layers.
-    Cosine,
-    /// Appendix C: gradient neurons against spanning vectors.
-    Neurons,
-}
-
-impl FigureGroup {
-    /// Every group, in the paper's order.
-    pub const ALL: [FigureGroup; 7] = [
-        FigureGroup::GradientRank,
-        FigureGroup::Tables,
-        FigureGroup::Norms,
-        FigureGroup::VjpRanks,
-        FigureGroup::InputRanks,
-        FigureGroup::Cosine,
-        FigureGroup::Neurons,
-    ];
-
-    /// The group's name, as `--figure` accepts it and as output files are named.
-    pub fn name(self) -> &'static str {
-        match self {
-            FigureGroup::GradientRank => "gradient-rank",
-            FigureGroup::Tables => "tables",
-            FigureGroup::Norms => "norms",
-            FigureGroup::VjpRanks => "vjp-ranks",
-            FigureGroup::InputRanks => "input-ranks",
-            FigureGroup::Cosine => "cosine",
-            FigureGroup::Neurons => "neurons",
-        }
-    }
-
-    /// The paper's figures and tables the group covers.
-    pub fn covers(self) -> &'static str {
-        match self {
-            FigureGroup::GradientRank => "Figure 3, Lemma 4.1, Appendix A",
-            FigureGroup::Tables => "Figures 4, 11-15, 24, 25; Tables 3, 5",
-            FigureGroup::Norms => "Figures 5, 16, 17",
-            FigureGroup::VjpRanks => "Figures 6, 18, 19",
-            FigureGroup::InputRanks => "Figures 20, 21",
-            FigureGroup::Cosine => "Figures 22, 23",
-            FigureGroup::Neurons => "Appendix C: Figures 7-9, Tables 2, 4",
-        }
-    }
-
-    /// The paper's figure numbers of the group (`--figure 16` selects [`FigureGroup::Norms`]).
-    fn figure_numbers(self) -> &'static [u32] {
-        match self {
-            FigureGroup::GradientRank => &[3],
-            FigureGroup::Tables => &[4, 11, 12, 13, 14, 15, 24, 25],
-            FigureGroup::Norms => &[5, 16, 17],
-            FigureGroup::VjpRanks => &[6, 18, 19],
-            FigureGroup::InputRanks => &[20, 21],
-            FigureGroup::Cosine => &[22, 23],
-            FigureGroup::Neurons => &[7, 8, 9],
-        }
-    }
-
-    /// Whether the group aggregates over the dataset (and so needs a [`Sweep`]).
-    pub fn needs_sweep(self) -> bool {
-        !matches!(self, FigureGroup::Tables | FigureGroup::Neurons)
-    }
-}
-
-impl fmt::Display for FigureGroup {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for FigureGroup {
-    type Err = Error;
-
-    /// A group name (`norms`), a figure number (`5`, `fig5`, `figure-16`), a table number
-    /// (`table-2`, `table3`) or `appendix-c`.
-    fn from_str(s: &str) -> Result<FigureGroup, Error> {
-        let key = s.trim().to_ascii_lowercase();
-        if let Some(group) = FigureGroup::ALL.into_iter().find(|g| g.name() == key) {
-            return Ok(group);
-        }
-        let number = |prefixes: &[&str]| {
-            prefixes
-                .iter()
-                .find_map(|p| key.strip_prefix(p))
-                .and_then(|n| n.trim_start_matches(['-', '_', ' ']).parse::<u32>().ok())
-        };
-        if let Some(n) = number(&["figure", "fig", ""]) {
-            if let Some(group) = FigureGroup::ALL.into_iter().find(|g| g.figure_numbers().contains(&n)) {
-                return Ok(group);
-            }
-        }
-        match number(&["table", "tab"]) {
-            Some(2 | 4) => return Ok(FigureGroup::Neurons),
-            Some(3 | 5) => return Ok(FigureGroup::Tables),
-            _ => {}
-        }
-        if matches!(key.as_str(), "appendix-c" | "appendix_c" | "c") {
-            return Ok(FigureGroup::Neurons);
-        }
-        let known: Vec<String> = FigureGroup::ALL.iter().map(|g| format!("{} ({})", g.name(), g.covers())).collect();
-        Err(Error::Input(format!(
-            "unknown figure {s:?}: give a figure number (3-9, 11-25), table-2..table-5, appendix-c, `all`, or a group: {}",
-            known.join("; ")
-        )))
-    }
-}
+/// Every figure group, in the paper's order: the one list `--figure` ids, the help text and
+/// `--figure all` are generated from.
+pub static GROUPS: &[&FigureGroup] = &[
+    &ranks::GROUP,
+    &tables::GROUP,
+    &norms::GROUP,
+    &vjp_ranks::GROUP,
+    &input_ranks::GROUP,
+    &cosine::GROUP,
+    &neurons::GROUP,
+];
 
 /// Which records the dataset-wide groups use.
 #[derive(Debug, Clone)]
@@ -194,7 +104,8 @@ impl ReproduceOptions {
 /// One figure group recomputed: pictures, the paper's observation next to ours, and numbers.
 #[derive(Debug, Clone)]
 pub struct Reproduction {
-    pub group: FigureGroup,
+    /// The group recomputed.
+    pub group: &'static FigureGroup,
     /// The paper's observation, in its words where possible.
     pub paper: String,
     /// What this model shows, generated from [`Reproduction::numbers`].
@@ -231,10 +142,7 @@ impl Reproduction {
         let pictures: String = self.pictures.iter().map(|(stem, _)| format!("![{stem}]({stem}.svg)\n")).collect();
         format!(
             "# {} ({})\n\n**Paper.** {}\n\n**Ours.** {}\n\n{pictures}",
-            self.group,
-            self.group.covers(),
-            self.paper,
-            self.ours
+            self.group, self.group.covers, self.paper, self.ours
         )
     }
 
@@ -243,7 +151,7 @@ impl Reproduction {
         let mut html = format!(
             "<h3>{} ({})</h3><p><b>Paper.</b> {}</p><p><b>Ours.</b> {}</p>",
             self.group,
-            self.group.covers(),
+            self.group.covers,
             escape(&self.paper),
             escape(&self.ours)
         );
@@ -267,67 +175,16 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-impl Backlens {
-    /// Recomputes `groups`, tracing the dataset at most once (only if a group needs it).
-    /// `progress(done, total)` reports the sweep.
-    pub fn reproduce(
-        &self,
-        groups: &[FigureGroup],
-        options: &ReproduceOptions,
-        progress: impl FnMut(usize, usize),
-    ) -> Result<Vec<Reproduction>, Error> {
-        let sweep = if groups.iter().any(|g| g.needs_sweep()) {
-            Some(self.sweep(&options.records()?, progress)?)
-        } else {
-            None
-        };
-        let sweep = || sweep.as_ref().expect("computed above for every group that needs it");
-        groups
-            .iter()
-            .map(|group| match group {
-                FigureGroup::GradientRank => gradient_rank(sweep()),
-                FigureGroup::Tables => tables(self),
-                FigureGroup::Norms => norms(sweep()),
-                FigureGroup::VjpRanks => vjp_ranks(sweep()),
-                FigureGroup::InputRanks => input_ranks(sweep()),
-                FigureGroup::Cosine => cosine(self, sweep()),
-                FigureGroup::Neurons => neurons(self),
-            })
-            .collect()
-    }
-}
-
-/// Figure 3, Lemma 4.1 and Appendix A from a sweep: % of prompts whose gradient rank is n.
-pub fn gradient_rank(sweep: &Sweep) -> Result<Reproduction, Error> {
-    ranks::reproduce(sweep)
-}
-
-/// Figures 4, 11-15, 24-25 and Tables 3, 5: the lens tables of [`PAPER_EXAMPLES`].
-pub fn tables(bl: &Backlens) -> Result<Reproduction, Error> {
-    tables::reproduce(bl)
-}
-
-/// Figures 5, 16, 17 from a sweep: mean norms by layer and prompt segment.
-pub fn norms(sweep: &Sweep) -> Result<Reproduction, Error> {
-    norms::reproduce(sweep)
-}
-
-/// Figures 6, 18, 19 from a sweep: lens ranks of the target and the answer in FF2's VJPs.
-pub fn vjp_ranks(sweep: &Sweep) -> Result<Reproduction, Error> {
-    vjp_ranks::reproduce(sweep)
-}
-
-/// Figures 20, 21 from a sweep: lens ranks of the answer and the target in FF1's x_n.
-pub fn input_ranks(sweep: &Sweep) -> Result<Reproduction, Error> {
-    input_ranks::reproduce(sweep)
-}
-
-/// Figures 22, 23: cross-layer cosine of the residual VJPs ([`FERRARI_EXAMPLE`] and the sweep).
-pub fn cosine(bl: &Backlens, sweep: &Sweep) -> Result<Reproduction, Error> {
-    cosine::reproduce(bl, sweep)
-}
-
-/// Appendix C: gradient neurons against spanning vectors.
-pub fn neurons(bl: &Backlens) -> Result<Reproduction, Error> {
-    neurons::reproduce(bl)
+/// Recomputes `groups` on `bl`, tracing the dataset at most once (only if a group needs it).
+/// `progress(done, total)` reports the sweep.
+pub fn reproduce(
+    bl: &Backlens,
+    groups: &[&FigureGroup],
+    options: &ReproduceOptions,
+    progress: impl FnMut(usize, usize),
+) -> Result<Vec<Reproduction>, Error> {
+    let sweep =
+        if groups.iter().any(|g| g.needs_sweep()) { Some(sweep(bl, &options.records()?, progress)?) } else { None };
+    let inputs = Inputs { backlens: bl, sweep: sweep.as_ref() };
+    groups.iter().map(|group| (group.run)(&inputs)).collect()
 }

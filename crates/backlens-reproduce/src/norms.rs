@@ -7,8 +7,19 @@ use serde_json::json;
 use super::aggregate::{fmt_opt, SegmentTable};
 use super::segments::Segment;
 use super::sweep::Sweep;
-use super::{FigureGroup, Reproduction};
-use crate::Error;
+use crate::{FigureGroup, Needs, Reproduction};
+use backlens::Error;
+
+/// Figures 5, 16, 17: mean VJP and input norms per layer and prompt segment.
+pub(crate) static GROUP: FigureGroup = FigureGroup {
+    name: "norms",
+    covers: "Figures 5, 16, 17",
+    figures: &[5, 16, 17],
+    tables: &[],
+    appendices: &[],
+    needs: Needs::Sweep,
+    run: |inputs| norms(inputs.sweep(&GROUP)?),
+};
 
 const PAPER: &str = "Figure 5 (GPT2-xl, FF2 VJPs): \"predominant updates occur in two main areas: (1) by the \
 subject's tokens in the initial layers, and (2) by the last prompt's token around the second quarter of the \
@@ -45,8 +56,8 @@ fn peak(table: &SegmentTable, segment: Segment) -> Option<(usize, f64)> {
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
-/// Figures 5, 16 and 17 from a sweep.
-pub(super) fn reproduce(sweep: &Sweep) -> Result<Reproduction, Error> {
+/// Figures 5, 16, 17 from a sweep: mean norms by layer and prompt segment.
+pub fn norms(sweep: &Sweep) -> Result<Reproduction, Error> {
     let first = sweep.prompts.first().ok_or_else(|| Error::Input("the sweep has no prompts".into()))?;
     let vjp_sites: Vec<String> = Site::all()
         .filter(|s| s.kind == Kind::Vjp && first.norms.contains_key(&s.to_string()))
@@ -152,7 +163,7 @@ per layer: {}.",
         runs_text.join("; "),
     );
     Ok(Reproduction {
-        group: FigureGroup::Norms,
+        group: &GROUP,
         paper: PAPER.into(),
         ours,
         pictures,

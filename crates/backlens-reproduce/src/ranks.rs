@@ -8,11 +8,22 @@ use serde_json::json;
 
 use super::aggregate::normalized_layer;
 use super::sweep::Sweep;
-use super::{FigureGroup, Reproduction};
-use crate::Error;
+use crate::{FigureGroup, Needs, Reproduction};
+use backlens::Error;
 
 /// The paper's threshold: "all layers ... exhibit the above equality more than 98.5% of the time".
 pub const PAPER_THRESHOLD: f64 = 98.5;
+
+/// Figure 3, Lemma 4.1 and Appendix A: % of prompts whose gradient rank equals the prompt length, per layer.
+pub(crate) static GROUP: FigureGroup = FigureGroup {
+    name: "gradient-rank",
+    covers: "Figure 3, Lemma 4.1, Appendix A",
+    figures: &[3],
+    tables: &[],
+    appendices: &[],
+    needs: Needs::Sweep,
+    run: |inputs| gradient_rank(inputs.sweep(&GROUP)?),
+};
 
 const PAPER: &str = "Figure 3: the rank of FF1's gradient equals the prompt length n for more than 98.5% of \
 the 100 CounterFact prompts at every layer except the last, of every model; at the last layer the MLP \
@@ -68,8 +79,8 @@ fn chart(sweep: &Sweep, percent: &BTreeMap<String, Vec<f64>>, tolerance: &str) -
     }
 }
 
-/// Figure 3 from a sweep.
-pub(super) fn reproduce(sweep: &Sweep) -> Result<Reproduction, Error> {
+/// Figure 3, Lemma 4.1 and Appendix A from a sweep: % of prompts whose gradient rank is n.
+pub fn gradient_rank(sweep: &Sweep) -> Result<Reproduction, Error> {
     let default = percent_full_rank(sweep, |p| &p.gradient_rank);
     let relative = percent_full_rank(sweep, |p| &p.gradient_rank_relative);
     let rank_one = percent_rank_one_last_layer(sweep);
@@ -142,7 +153,7 @@ tolerance of 1e-6 the percentages below the last layer are: {}. {}{query_note}",
         }
     );
     Ok(Reproduction {
-        group: FigureGroup::GradientRank,
+        group: &GROUP,
         paper: PAPER.into(),
         ours,
         pictures: vec![

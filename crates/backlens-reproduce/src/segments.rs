@@ -20,16 +20,22 @@
 use backlens_model::TextTokenizer;
 use serde::Serialize;
 
-use crate::Error;
+use backlens::Error;
 
 /// The part of an edit prompt a token belongs to (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Segment {
+    /// Every token before the subject's first token.
     BeforeSubject,
+    /// The subject's first token, when the subject has two or more tokens.
     FirstSubject,
+    /// Subject tokens strictly between its first and last.
     MiddleSubject,
+    /// The subject's last token (a one-token subject is only this).
     LastSubject,
+    /// Tokens after the subject, except the prompt's last token.
     Further,
+    /// The prompt's last token (it wins over every other segment).
     Last,
 }
 

@@ -10,8 +10,9 @@ use backlens_model::{HookPoint, Kind, Module, Site, Trace, TraceOptions};
 use candle_core::{Tensor, D};
 use serde::Serialize;
 
-use super::segments::{segment_prompt, Segment};
-use crate::{Backlens, Error};
+use backlens::{Backlens, Error};
+
+use crate::segments::{segment_prompt, Segment};
 
 /// Relative tolerance of the second rank count (the digest's checklist asks for both the
 /// numpy/torch default and `sigma > 1e-6 sigma_max`).
@@ -23,11 +24,13 @@ pub const RELATIVE_RANK_TOLERANCE: f64 = 1e-6;
 /// `None` where the lens has no ranking (a zero vector under RMSNorm).
 #[derive(Debug, Clone, Serialize)]
 pub struct PromptStats {
+    /// The record's CounterFact case id.
     pub case_id: u64,
     /// The rewrite prompt (template with the subject).
     pub prompt: String,
     /// The edit target, `" " + target_new`.
     pub target: String,
+    /// The edit target's token id.
     pub target_id: u32,
     /// The model's answer before the edit: the argmax at the last position.
     pub answer_id: u32,
@@ -60,151 +63,158 @@ pub struct PromptStats {
 /// A dataset's [`PromptStats`] with the model's dimensions.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sweep {
+    /// The model's name.
     pub model: String,
+    /// The model's number of layers.
     pub n_layers: usize,
+    /// The residual width.
     pub d_model: usize,
+    /// The vocabulary size.
     pub vocab_size: usize,
+    /// One entry per traced record, in record order.
     pub prompts: Vec<PromptStats>,
     /// Records left out, with the reason (e.g. a target that is not one token for this model).
     pub skipped: Vec<(u64, String)>,
 }
 
-impl Backlens {
-    /// Traces every record's rewrite prompt → `" " + target_new` once and collects
-    /// [`PromptStats`]. Records whose target is not a single token, or whose subject cannot be
-    /// located, are skipped and listed in [`Sweep::skipped`]; other errors stop the sweep.
-    ///
-    /// `progress(done, total)` is called after each record.
-    pub fn sweep(&self, records: &[Record], mut progress: impl FnMut(usize, usize)) -> Result<Sweep, Error> {
-        let mut sweep = Sweep {
-            model: self.model().name().to_string(),
-            n_layers: self.model().n_layers(),
-            d_model: self.model().d_model(),
-            vocab_size: self.lens().vocab_size(),
-            prompts: Vec::with_capacity(records.len()),
-            skipped: Vec::new(),
-        };
-        for (done, record) in records.iter().enumerate() {
-            match self.prompt_stats(record) {
-                Ok(stats) => sweep.prompts.push(stats),
-                Err(Error::Model(e @ backlens_model::ModelError::TargetNotOneToken { .. })) => {
-                    sweep.skipped.push((record.case_id, e.to_string()))
-                }
-                Err(e @ Error::Input(_)) => sweep.skipped.push((record.case_id, e.to_string())),
-                Err(e) => return Err(e),
+/// Traces every record's rewrite prompt → `" " + target_new` once and collects
+/// [`PromptStats`]. Records whose target is not a single token, or whose subject cannot be
+/// located, are skipped and listed in [`Sweep::skipped`]; other errors stop the sweep.
+///
+/// `progress(done, total)` is called after each record.
+pub fn sweep(bl: &Backlens, records: &[Record], mut progress: impl FnMut(usize, usize)) -> Result<Sweep, Error> {
+    let mut sweep = Sweep {
+        model: bl.model().name().to_string(),
+        n_layers: bl.model().n_layers(),
+        d_model: bl.model().d_model(),
+        vocab_size: bl.lens().vocab_size(),
+        prompts: Vec::with_capacity(records.len()),
+        skipped: Vec::new(),
+    };
+    for (done, record) in records.iter().enumerate() {
+        match prompt_stats(bl, record) {
+            Ok(stats) => sweep.prompts.push(stats),
+            Err(Error::Model(e @ backlens_model::ModelError::TargetNotOneToken { .. })) => {
+                sweep.skipped.push((record.case_id, e.to_string()));
             }
-            progress(done + 1, records.len());
+            Err(e @ Error::Input(_)) => sweep.skipped.push((record.case_id, e.to_string())),
+            Err(e) => return Err(e),
         }
-        Ok(sweep)
+        progress(done + 1, records.len());
     }
+    Ok(sweep)
+}
 
-    /// The [`PromptStats`] of one record.
-    pub fn prompt_stats(&self, record: &Record) -> Result<PromptStats, Error> {
-        let tokenizer = self.model().tokenizer();
-        let target = format!(" {}", record.target_new);
-        let target_id = tokenizer.single_token(&target)?;
-        let (token_ids, segments) = segment_prompt(tokenizer, &record.prompt, &record.subject)?;
-        let trace = self.model().trace(&token_ids, target_id, &TraceOptions::all())?;
-        let answer_id = trace.logits.argmax(D::Minus1)?.to_scalar::<u32>()?;
-        let true_first = tokenizer.encode(&format!(" {}", record.target_true))?.first().copied();
-        let (gradient_rank, gradient_rank_relative) = self.gradient_ranks(&trace)?;
-        let (vjp_target_rank, vjp_answer_rank) = self.vjp_ranks(&trace, target_id, answer_id)?;
-        let (input_target_rank, input_answer_rank) = self.last_input_ranks(&trace, target_id, answer_id)?;
-        Ok(PromptStats {
-            case_id: record.case_id,
-            prompt: record.rewrite_prompt(),
-            target,
-            target_id,
-            answer_id,
-            answer: self.token_text(answer_id),
-            answer_correct: true_first == Some(answer_id),
-            tokens: token_ids.iter().map(|&id| self.token_text(id)).collect(),
-            segments,
-            gradient_rank,
-            gradient_rank_relative,
-            norms: norms(&trace, self.model().n_layers())?,
-            vjp_target_rank,
-            vjp_answer_rank,
-            input_target_rank,
-            input_answer_rank,
-            last_token_vjp_cosine: self.cross_layer_cosine(&trace, trace.n_tokens() - 1)?,
-        })
-    }
+/// The [`PromptStats`] of one record.
+pub fn prompt_stats(bl: &Backlens, record: &Record) -> Result<PromptStats, Error> {
+    let tokenizer = bl.model().tokenizer();
+    let target = format!(" {}", record.target_new);
+    let target_id = tokenizer.single_token(&target)?;
+    let (token_ids, segments) = segment_prompt(tokenizer, &record.prompt, &record.subject)?;
+    let trace = bl.model().trace(&token_ids, target_id, &TraceOptions::all())?;
+    let answer_id = trace.logits.argmax(D::Minus1)?.to_scalar::<u32>()?;
+    let true_first = tokenizer.encode(&format!(" {}", record.target_true))?.first().copied();
+    let (gradient_rank, gradient_rank_relative) = gradient_ranks(bl, &trace)?;
+    let (vjp_target_rank, vjp_answer_rank) = vjp_ranks(bl, &trace, target_id, answer_id)?;
+    let (input_target_rank, input_answer_rank) = last_input_ranks(bl, &trace, target_id, answer_id)?;
+    Ok(PromptStats {
+        case_id: record.case_id,
+        prompt: record.rewrite_prompt(),
+        target,
+        target_id,
+        answer_id,
+        answer: bl.token_text(answer_id),
+        answer_correct: true_first == Some(answer_id),
+        tokens: token_ids.iter().map(|&id| bl.token_text(id)).collect(),
+        segments,
+        gradient_rank,
+        gradient_rank_relative,
+        norms: norms(&trace, bl.model().n_layers())?,
+        vjp_target_rank,
+        vjp_answer_rank,
+        input_target_rank,
+        input_answer_rank,
+        last_token_vjp_cosine: cross_layer_cosine(bl, &trace, trace.n_tokens() - 1)?,
+    })
+}
 
-    /// Numerical rank of every linear module's gradient at every layer, under the default and
-    /// the relative tolerance.
-    fn gradient_ranks(
-        &self,
-        trace: &Trace,
-    ) -> Result<(BTreeMap<String, Vec<usize>>, BTreeMap<String, Vec<usize>>), Error> {
-        let (mut default, mut relative) = (BTreeMap::new(), BTreeMap::new());
-        for module in Module::linear().filter(|&m| trace.get(Site::new(m, Kind::Input).at(0)).is_some()) {
-            let (mut d, mut r) = (Vec::new(), Vec::new());
-            for layer in 0..self.model().n_layers() {
-                let (x, delta) = trace.gradient_factors(layer, module)?;
-                let gradient = LowRankGradient::new(x, delta)?;
-                d.push(gradient.numerical_rank(RankTolerance::Default)?);
-                r.push(gradient.numerical_rank(RankTolerance::Relative(RELATIVE_RANK_TOLERANCE))?);
-            }
-            default.insert(module.name().to_string(), d);
-            relative.insert(module.name().to_string(), r);
+/// Numerical rank of every linear module's gradient at every layer, under the default and
+/// the relative tolerance.
+#[allow(clippy::type_complexity)]
+fn gradient_ranks(
+    bl: &Backlens,
+    trace: &Trace,
+) -> Result<(BTreeMap<String, Vec<usize>>, BTreeMap<String, Vec<usize>>), Error> {
+    let (mut default, mut relative) = (BTreeMap::new(), BTreeMap::new());
+    for module in Module::linear().filter(|&m| trace.get(Site::new(m, Kind::Input).at(0)).is_some()) {
+        let (mut d, mut r) = (Vec::new(), Vec::new());
+        for layer in 0..bl.model().n_layers() {
+            let (x, delta) = trace.gradient_factors(layer, module)?;
+            let gradient = LowRankGradient::new(x, delta)?;
+            d.push(gradient.numerical_rank(RankTolerance::Default)?);
+            r.push(gradient.numerical_rank(RankTolerance::Relative(RELATIVE_RANK_TOLERANCE))?);
         }
-        Ok((default, relative))
+        default.insert(module.name().to_string(), d);
+        relative.insert(module.name().to_string(), r);
     }
+    Ok((default, relative))
+}
 
-    /// Ranks of `target` and `answer` in LL(δ_i) of FF2 at every layer and token: one batch.
-    #[allow(clippy::type_complexity)]
-    fn vjp_ranks(
-        &self,
-        trace: &Trace,
-        target: u32,
-        answer: u32,
-    ) -> Result<(Vec<Vec<Option<usize>>>, Vec<Vec<Option<usize>>>), Error> {
-        let n_tokens = trace.n_tokens();
-        let rows = self.site_rows(trace, Site::MLP_DOWN_VJP)?; // (L·T, d)
-        let ranks = self.ranks_of(&rows, target, answer)?;
-        let grid =
-            |which: usize| ranks.chunks(n_tokens).map(|layer| layer.iter().map(|r| r[which]).collect()).collect();
-        Ok((grid(0), grid(1)))
-    }
+/// Ranks of `target` and `answer` in LL(δ_i) of FF2 at every layer and token: one batch.
+#[allow(clippy::type_complexity)]
+fn vjp_ranks(
+    bl: &Backlens,
+    trace: &Trace,
+    target: u32,
+    answer: u32,
+) -> Result<(Vec<Vec<Option<usize>>>, Vec<Vec<Option<usize>>>), Error> {
+    let n_tokens = trace.n_tokens();
+    let rows = site_rows(bl, trace, Site::MLP_DOWN_VJP)?; // (L·T, d)
+    let ranks = ranks_of(bl, &rows, target, answer)?;
+    let grid = |which: usize| ranks.chunks(n_tokens).map(|layer| layer.iter().map(|r| r[which]).collect()).collect();
+    Ok((grid(0), grid(1)))
+}
 
-    /// Ranks of `target` and `answer` in LL(x_n) of FF1 at the last token, per layer.
-    fn last_input_ranks(
-        &self,
-        trace: &Trace,
-        target: u32,
-        answer: u32,
-    ) -> Result<(Vec<Option<usize>>, Vec<Option<usize>>), Error> {
-        let last = trace.n_tokens() - 1;
-        let rows = (0..self.model().n_layers())
-            .map(|l| Ok(trace.require(Site::MLP_UP_INPUT.at(l))?.narrow(0, last, 1)?))
-            .collect::<Result<Vec<_>, Error>>()?;
-        let ranks = self.ranks_of(&Tensor::cat(&rows, 0)?, target, answer)?; // (L, d) rows
-        Ok((ranks.iter().map(|r| r[0]).collect(), ranks.iter().map(|r| r[1]).collect()))
-    }
+/// Ranks of `target` and `answer` in LL(x_n) of FF1 at the last token, per layer.
+#[allow(clippy::type_complexity)]
+fn last_input_ranks(
+    bl: &Backlens,
+    trace: &Trace,
+    target: u32,
+    answer: u32,
+) -> Result<(Vec<Option<usize>>, Vec<Option<usize>>), Error> {
+    let last = trace.n_tokens() - 1;
+    let rows = (0..bl.model().n_layers())
+        .map(|l| Ok(trace.require(Site::MLP_UP_INPUT.at(l))?.narrow(0, last, 1)?))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let ranks = ranks_of(bl, &Tensor::cat(&rows, 0)?, target, answer)?; // (L, d) rows
+    Ok((ranks.iter().map(|r| r[0]).collect(), ranks.iter().map(|r| r[1]).collect()))
+}
 
-    /// Every layer of `site` stacked: (L·T, d).
-    fn site_rows(&self, trace: &Trace, site: Site) -> Result<Tensor, Error> {
-        let rows =
-            (0..self.model().n_layers()).map(|l| trace.require(site.at(l)).cloned()).collect::<Result<Vec<_>, _>>()?;
-        Ok(Tensor::cat(&rows, 0)?)
-    }
+/// Every layer of `site` stacked: (L·T, d).
+fn site_rows(bl: &Backlens, trace: &Trace, site: Site) -> Result<Tensor, Error> {
+    let rows = (0..bl.model().n_layers()).map(|l| trace.require(site.at(l)).cloned()).collect::<Result<Vec<_>, _>>()?;
+    Ok(Tensor::cat(&rows, 0)?)
+}
 
-    /// The lens ranks of `a` and `b` for each row of `rows`.
-    fn ranks_of(&self, rows: &Tensor, a: u32, b: u32) -> Result<Vec<Vec<Option<usize>>>, Error> {
-        let options = ProjectOptions { k: 1, rank_tokens: vec![a, b], normalize: false };
-        Ok(self.lens().project(rows, &options)?.into_iter().map(|p| p.ranks).collect())
-    }
+/// The lens ranks of `a` and `b` for each row of `rows`.
+fn ranks_of(bl: &Backlens, rows: &Tensor, a: u32, b: u32) -> Result<Vec<Vec<Option<usize>>>, Error> {
+    let options = ProjectOptions { k: 1, rank_tokens: vec![a, b], normalize: false };
+    Ok(bl.lens().project(rows, &options)?.into_iter().map(|p| p.ranks).collect())
+}
 
-    /// `cos(δ^i_t, δ^j_t)` of FF2's VJPs between every pair of layers at token `token`: (L, L).
-    /// A zero VJP has cosine 0 with everything.
-    pub fn cross_layer_cosine(&self, trace: &Trace, token: usize) -> Result<Vec<Vec<f32>>, Error> {
-        let rows = (0..self.model().n_layers())
-            .map(|l| Ok(trace.require(Site::MLP_DOWN_VJP.at(l))?.narrow(0, token, 1)?))
-            .collect::<Result<Vec<_>, Error>>()?;
-        let vjps = Tensor::cat(&rows, 0)?; // (L, d)
-        Ok(cosine_similarity(&vjps, &vjps)?.to_vec2::<f32>()?)
-    }
+/// `cos(δ^i_t, δ^j_t)` of FF2's VJPs between every pair of layers at token `token`: (L, L).
+/// A zero VJP has cosine 0 with everything.
+///
+/// # Shapes
+/// `trace` must record `mlp.down.vjp` at every layer, `(T, d)` each, with `token < T`; returns
+/// `[L][L]`.
+pub fn cross_layer_cosine(bl: &Backlens, trace: &Trace, token: usize) -> Result<Vec<Vec<f32>>, Error> {
+    let rows = (0..bl.model().n_layers())
+        .map(|l| Ok(trace.require(Site::MLP_DOWN_VJP.at(l))?.narrow(0, token, 1)?))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let vjps = Tensor::cat(&rows, 0)?; // (L, d)
+    Ok(cosine_similarity(&vjps, &vjps)?.to_vec2::<f32>()?)
 }
 
 /// L2 norms of every recorded site: site → `[layer][token]`.

@@ -6,13 +6,16 @@ use backlens_model::Site;
 use candle_core::D;
 use serde_json::json;
 
-use super::{FigureGroup, Reproduction};
-use crate::{Backlens, CellText, Error, LensOptions, Report};
+use backlens::{Backlens, CellText, Error, LensOptions, Report, ReportCell};
+
+use crate::{FigureGroup, Needs, Reproduction};
 
 /// One of the paper's example edits.
 #[derive(Debug, Clone, Copy)]
 pub struct Example {
+    /// The prompt.
     pub prompt: &'static str,
+    /// The edit target: one token, usually with a leading space.
     pub target: &'static str,
     /// Where the paper shows it, and on which model.
     pub paper: &'static str,
@@ -38,6 +41,17 @@ pub const PAPER_EXAMPLES: [Example; 6] = [
     Example { prompt: "Eddy Cue is employed by", target: " BBC", paper: "Figure 14 (Llama2-7B)" },
 ];
 
+/// Figures 4, 11–15, 24–25 and Tables 3, 5: logit-lens tables of the spanning sets.
+pub(crate) static GROUP: FigureGroup = FigureGroup {
+    name: "tables",
+    covers: "Figures 4, 11-15, 24, 25; Tables 3, 5",
+    figures: &[4, 11, 12, 13, 14, 15, 24, 25],
+    tables: &[3, 5],
+    appendices: &[],
+    needs: Needs::Model,
+    run: |inputs| tables(inputs.backlens),
+};
+
 const PAPER: &str = "Figure 4: \"Across most layers, LL reveals that the gradients represent the embedding of \
 'Paris'\"; in the top layers \"the only meaningful updates are for the token 'Paris'\"; (b) \"most gradients \
 correspond to the embedding of 'IBM'\". Figures 13-15: the top tokens of the last token's δ_n show the model's \
@@ -48,7 +62,9 @@ Appendix H: the normalized logit lens shows more target-related tokens on GPT-2 
 /// What one example shows, from its plain-lens report.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ExampleSummary {
+    /// The example's prompt.
     pub prompt: String,
+    /// The example's edit target.
     pub target: String,
     /// The model's answer before the edit.
     pub answer: String,
@@ -95,39 +111,36 @@ pub fn lens_agreement(a: &Report, b: &Report) -> LensAgreement {
     agreement
 }
 
-impl Backlens {
-    /// The plain and the normalized lens reports of one example, from one trace, and its
-    /// summary.
-    pub fn example_reports(&self, example: &Example) -> Result<(Report, Report, ExampleSummary), Error> {
-        let options = LensOptions::default();
-        let trace = self.trace(example.prompt, example.target, &options)?;
-        let plain = self.report(example.prompt, example.target, &trace, &options)?;
-        let normalized =
-            self.report(example.prompt, example.target, &trace, &LensOptions { normalize: true, ..options })?;
-        let answer_id = trace.logits.argmax(D::Minus1)?.to_scalar::<u32>()?;
-        let last = plain.tokens.len() - 1;
-        let vjps = plain.site(&Site::MLP_DOWN_VJP.to_string())?;
-        let layers_where = |pick: &dyn Fn(&crate::ReportCell) -> bool| -> Vec<usize> {
-            (0..vjps.len()).filter(|&l| pick(&vjps[l][last])).collect()
-        };
-        let summary = ExampleSummary {
-            prompt: example.prompt.into(),
-            target: example.target.into(),
-            answer: self.token_text(answer_id),
-            target_bottom_layers: layers_where(&|c| c.bottom.first() == Some(&plain.target_id)),
-            answer_top_layers: layers_where(&|c| c.top.first() == Some(&answer_id)),
-            normalized: lens_agreement(&plain, &normalized),
-        };
-        Ok((plain, normalized, summary))
-    }
+/// The plain and the normalized lens reports of one example, from one trace, and its
+/// summary.
+pub fn example_reports(bl: &Backlens, example: &Example) -> Result<(Report, Report, ExampleSummary), Error> {
+    let options = LensOptions::default();
+    let trace = bl.trace(example.prompt, example.target, &options)?;
+    let plain = bl.report(example.prompt, example.target, &trace, &options)?;
+    let normalized = bl.report(example.prompt, example.target, &trace, &LensOptions { normalize: true, ..options })?;
+    let answer_id = trace.logits.argmax(D::Minus1)?.to_scalar::<u32>()?;
+    let last = plain.tokens.len() - 1;
+    let vjps = plain.site(&Site::MLP_DOWN_VJP.to_string())?;
+    let layers_where = |pick: &dyn Fn(&ReportCell) -> bool| -> Vec<usize> {
+        (0..vjps.len()).filter(|&l| pick(&vjps[l][last])).collect()
+    };
+    let summary = ExampleSummary {
+        prompt: example.prompt.into(),
+        target: example.target.into(),
+        answer: bl.token_text(answer_id),
+        target_bottom_layers: layers_where(&|c| c.bottom.first() == Some(&plain.target_id)),
+        answer_top_layers: layers_where(&|c| c.top.first() == Some(&answer_id)),
+        normalized: lens_agreement(&plain, &normalized),
+    };
+    Ok((plain, normalized, summary))
 }
 
-/// The tables of every paper example.
-pub(super) fn reproduce(bl: &Backlens) -> Result<Reproduction, Error> {
+/// Figures 4, 11-15, 24-25 and Tables 3, 5: the lens tables of [`PAPER_EXAMPLES`].
+pub fn tables(bl: &Backlens) -> Result<Reproduction, Error> {
     let mut pictures = Vec::new();
     let mut summaries = Vec::new();
     for (i, example) in PAPER_EXAMPLES.iter().enumerate() {
-        let (plain, _, summary) = bl.example_reports(example)?;
+        let (plain, _, summary) = example_reports(bl, example)?;
         let stem = format!("example{}", i + 1);
         pictures.push((format!("{stem}-ff1-top"), bl.figure(&plain, Site::MLP_UP_INPUT, CellText::Top)?.into()));
         pictures.push((format!("{stem}-ff2-bottom"), bl.figure(&plain, Site::MLP_DOWN_VJP, CellText::Bottom)?.into()));
@@ -173,7 +186,7 @@ token's logit within rounding can move by one).",
         total.max_rank_difference,
     );
     Ok(Reproduction {
-        group: FigureGroup::Tables,
+        group: &GROUP,
         paper: PAPER.into(),
         ours,
         pictures,

@@ -7,8 +7,19 @@ use serde_json::json;
 use super::aggregate::{fmt_opt, mean_median, normalized_layer, SegmentTable};
 use super::segments::Segment;
 use super::sweep::{PromptStats, Sweep};
-use super::{FigureGroup, Reproduction};
-use crate::Error;
+use crate::{FigureGroup, Needs, Reproduction};
+use backlens::Error;
+
+/// Figures 6, 18, 19: lens rank of the target and the original answer in FF2's VJPs.
+pub(crate) static GROUP: FigureGroup = FigureGroup {
+    name: "vjp-ranks",
+    covers: "Figures 6, 18, 19",
+    figures: &[6, 18, 19],
+    tables: &[],
+    appendices: &[],
+    needs: Needs::Sweep,
+    run: |inputs| vjp_ranks(inputs.sweep(&GROUP)?),
+};
 
 const PAPER: &str = "Figure 6 (GPT2-xl): \"Most gradients tend to rank the target token as one of the least \
 probable tokens, with the last token consistently ranking it as such\"; the first and last layers degrade \
@@ -23,6 +34,7 @@ pub fn normalized_rank(rank: Option<usize>, vocab_size: usize) -> Option<f64> {
 }
 
 /// Mean and median over prompts of a per-layer value of the last token, as two lines.
+#[allow(clippy::type_complexity)]
 pub(super) fn last_token_lines(
     sweep: &Sweep,
     name: &str,
@@ -52,8 +64,8 @@ pub(super) fn rank_chart(title: String, series: Vec<Series>) -> LineChart {
     }
 }
 
-/// Figures 6, 18 and 19 from a sweep.
-pub(super) fn reproduce(sweep: &Sweep) -> Result<Reproduction, Error> {
+/// Figures 6, 18, 19 from a sweep: lens ranks of the target and the answer in FF2's VJPs.
+pub fn vjp_ranks(sweep: &Sweep) -> Result<Reproduction, Error> {
     let v = sweep.vocab_size;
     let last = |p: &PromptStats| p.tokens.len() - 1;
     let by_segment =
@@ -119,7 +131,7 @@ ranking under RMSNorm and are left out of the averages.",
     );
     let title = |what: &str| format!("{what} ({}, {n_prompts} prompts)", sweep.model);
     Ok(Reproduction {
-        group: FigureGroup::VjpRanks,
+        group: &GROUP,
         paper: PAPER.into(),
         ours,
         pictures: vec![

@@ -4,14 +4,15 @@
 
 use std::sync::OnceLock;
 
+use backlens::algebra::neurons::signed_intersection;
 use backlens::algebra::{cosine_similarity, LensReading};
 use backlens::lens::ProjectOptions;
 use backlens::model::{Module, TraceOptions};
-use backlens::reproduce::{
-    paper_depth_layer, reading_of, signed_intersection, update_neurons, FfMatrix, FigureGroup, NeuronOptions,
-    NormGroup, INTERSECTION_K, NEURON_PROMPT, NEURON_TARGET,
-};
 use backlens::Backlens;
+use backlens_reproduce::{
+    neuron_study, paper_depth_layer, reading_of, trace_neurons, update_neurons, FfMatrix, NeuronOptions, NormGroup,
+    INTERSECTION_K, NEURON_PROMPT, NEURON_TARGET,
+};
 use candle_core::Tensor;
 
 fn bl() -> &'static Backlens {
@@ -72,8 +73,8 @@ fn update_neurons_are_minus_the_autograd_gradient() {
 fn last_layer_ff2_neurons_are_plus_or_minus_delta_n() {
     let bl = bl();
     let layer = bl.model().n_layers() - 1;
-    let trace = bl.trace_neurons(NEURON_PROMPT, NEURON_TARGET, layer).unwrap();
-    let study = bl.neuron_study(&trace, layer, FfMatrix::Ff2, &NeuronOptions::default()).unwrap();
+    let trace = trace_neurons(bl, NEURON_PROMPT, NEURON_TARGET, layer).unwrap();
+    let study = neuron_study(bl, &trace, layer, FfMatrix::Ff2, &NeuronOptions::default()).unwrap();
     let last = study.last();
     assert!(study.spanning_norms[..last].iter().all(|&n| n == 0.0), "{:?}", study.spanning_norms);
     assert!(study.spanning_norms[last] > 0.0);
@@ -109,7 +110,7 @@ fn last_layer_ff2_neurons_are_plus_or_minus_delta_n() {
 fn signed_intersection_of_v_with_minus_v_is_minus_k() {
     let bl = bl();
     let layer = paper_depth_layer(bl.model().n_layers());
-    let trace = bl.trace_neurons(NEURON_PROMPT, NEURON_TARGET, layer).unwrap();
+    let trace = trace_neurons(bl, NEURON_PROMPT, NEURON_TARGET, layer).unwrap();
     let (_, delta) = trace.gradient_factors(layer, Module::MlpDown).unwrap();
     let v = delta.narrow(0, delta.dim(0).unwrap() - 1, 1).unwrap(); // δ_n (1, d)
     let batch = Tensor::cat(&[&v, &v.neg().unwrap(), &(&v * 3.0).unwrap()], 0).unwrap();
@@ -135,8 +136,8 @@ fn signed_intersection_of_v_with_minus_v_is_minus_k() {
 #[test]
 fn reproduce_neurons_on_the_default_model() {
     let bl = bl();
-    let rep = backlens::reproduce::reproduce(bl).unwrap();
-    assert_eq!(rep.group, FigureGroup::Neurons);
+    let rep = backlens_reproduce::neurons(bl).unwrap();
+    assert_eq!(rep.group.name, "neurons");
     let stems: Vec<&str> = rep.pictures.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(
         stems,
