@@ -29,15 +29,18 @@ fn method_entry(name: &str) -> Result<&'static MethodEntry> {
     Ok(registry::edit_method(name)?)
 }
 
-/// `sweep-lr --methods`' help, from the registry.
+/// `sweep-lr --methods`' help, from the registry: each name with its method's label.
 fn sweep_methods_help() -> String {
     let names: Vec<String> = registry::step_methods()
-        .map(|e| match e.sweep_aliases {
-            [] => format!("{} ({})", e.name, e.help),
-            aliases => format!("{} (= {}; {})", e.name, aliases.join(", "), e.help),
+        .map(|e| {
+            let label = e.step_method(&MethodSettings::default()).map_or_else(|_| e.help.to_string(), |m| m.label());
+            match e.sweep_aliases {
+                [] => format!("{} ({label})", e.name),
+                aliases => format!("{} (= {}; {label})", e.name, aliases.join(", ")),
+            }
         })
         .collect();
-    format!("Methods, comma-separated: {}", names.join("; "))
+    format!("Methods, comma-separated: {}", names.join(", "))
 }
 
 /// How forward pass shift's η is read.

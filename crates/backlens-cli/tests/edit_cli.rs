@@ -170,7 +170,8 @@ fn method_names_come_from_the_registry() {
     for e in registry::edit_methods() {
         let run = backlens(&["edit", "--method", e.name, "--help"]);
         assert!(run.status.success(), "{}: {}", e.name, String::from_utf8_lossy(&run.stderr));
-        assert!(help.contains(&format!("{}: {}", e.name, e.help)), "{} is not in the help: {help}", e.name);
+        let listed = help.lines().any(|l| l.trim_start().starts_with(&format!("- {}:", e.name)) && l.ends_with(e.help));
+        assert!(listed, "{} is not in the help: {help}", e.name);
     }
     let run = backlens(&["eval", "--method", "none,rome"]);
     assert_eq!(run.status.code(), Some(2), "clap's usage error");
@@ -189,6 +190,57 @@ fn method_names_come_from_the_registry() {
     let help = backlens(&["sweep-lr", "--help"]);
     let help = String::from_utf8_lossy(&help.stdout);
     for e in registry::step_methods() {
-        assert!(help.contains(e.name) && help.contains(e.help), "{} is not in the help: {help}", e.name);
+        let label = e.step_method(&backlens::edit::MethodSettings::default()).unwrap().label();
+        assert!(
+            help.contains(&format!("{} (", e.name)) && help.contains(&label),
+            "{} is not in the help: {help}",
+            e.name
+        );
     }
+}
+
+/// A sweep.json written before the methods were `StepSizeMethod`s (methods named `FpsRaw`,
+/// `Sgd`, …) is still redrawn by `--from-json`, with the methods' labels.
+#[test]
+fn sweep_lr_redraws_a_sweep_json_with_the_former_method_names() {
+    let dir = scratch("old-sweep");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cell = |layer: usize, method: &str, step: f64| {
+        format!(
+            r#"{{"layer": {layer}, "method": "{method}", "records": 2, "successes": 2, "median_step": {step},
+                "log10_step": {{"mean": {}, "std": 0.1}}, "step_for_95": {step}, "perplexity": null}}"#,
+            step.log10()
+        )
+    };
+    let point = |layer: usize, method: &str, step: f64| {
+        format!(
+            r#"{{"case_id": 1, "layer": {layer}, "method": "{method}", "already": false, "min_step": {step},
+                "perplexity": null, "probes": 5}}"#
+        )
+    };
+    let (cells, points): (Vec<String>, Vec<String>) =
+        [(20, "FpsRaw", 0.2), (20, "Sgd", 1.2), (23, "FpsRaw", 0.1), (23, "Sgd", 0.9)]
+            .iter()
+            .map(|&(l, m, s)| (cell(l, m, s), point(l, m, s)))
+            .unzip();
+    let json = format!(
+        r#"{{"dataset": "d", "seed": 0, "resolution": 1.1, "perplexity_records": null,
+            "report": {{"model": "m", "records": 2, "base_perplexity": null, "seconds": 3.0,
+                       "cells": [{}], "points": [{}]}}}}"#,
+        cells.join(","),
+        points.join(",")
+    );
+    let path = dir.join("sweep.json");
+    std::fs::write(&path, json).unwrap();
+    let out = dir.join("redrawn");
+    let run = backlens(&["sweep-lr", "--from-json", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(run.status.success(), "stderr: {}", String::from_utf8_lossy(&run.stderr));
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    assert!(
+        md.contains("forward pass shift (raw η): median min lr") && md.contains("one-step SGD: median min lr"),
+        "{md}"
+    );
+    assert!(md.contains("| 23 | 1.000e-1 |"), "{md}");
+    assert!(out.join("sweep-lr.svg").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
 }
