@@ -24,6 +24,9 @@
 //! Every group returns a [`Reproduction`]: pictures, the paper's observation, what this model
 //! shows (computed from the numbers, not written by hand) and the numbers themselves as JSON.
 
+// Only the CLI prints; a library that must print says why in a narrow `#[allow]`.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 mod aggregate;
 mod cosine;
 mod groups;
@@ -163,6 +166,8 @@ impl Reproduction {
 
     /// Shows the reproduction in the evcxr Jupyter kernel (statements and pictures).
     #[cfg(feature = "evcxr")]
+    // evcxr renders what `evcxr_display` prints to stdout: printing is the protocol.
+    #[allow(clippy::print_stdout)]
     pub fn evcxr_display(&self) {
         match self.to_html() {
             Ok(html) => println!("EVCXR_BEGIN_CONTENT text/html\n{html}\nEVCXR_END_CONTENT"),

@@ -268,6 +268,8 @@ impl Sweep {
 
     /// Shows [`Sweep::to_html`] (first 10 prompts) in the evcxr Jupyter kernel.
     #[cfg(feature = "evcxr")]
+    // evcxr renders what `evcxr_display` prints to stdout: printing is the protocol.
+    #[allow(clippy::print_stdout)]
     pub fn evcxr_display(&self) {
         println!("EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT", self.to_html(10));
     }
