@@ -29,7 +29,6 @@ mod spec;
 mod terminal;
 
 pub use analysis::{Backlens, LensOptions, Report, ReportCell};
-pub use error::Error;
 pub use backlens_algebra as algebra;
 pub use backlens_data as data;
 pub use backlens_edit as edit;
@@ -38,7 +37,8 @@ pub use backlens_lens as lens;
 pub use backlens_model as model;
 pub use backlens_plot as plot;
 pub use display::{LayerTable, LayerTableRow};
-pub use figure::CellText;
+pub use error::Error;
+pub use figure::{CellText, CELL_CHARS};
 pub use spec::ModelSpec;
 
 /// The README's Rust examples, compiled as doctests so that they cannot rot.

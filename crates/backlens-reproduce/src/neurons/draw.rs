@@ -5,9 +5,7 @@ use backlens_plot::{readable_token, Cell, ColorScale, Heatmap, LineChart, Series
 
 use super::study::{DepthRow, FfMatrix, NeuronSample, NeuronStudy};
 use super::TABLE_TOKENS;
-
-/// Longest token text in a figure cell, in characters (the facade's Figure 4 cells use the same).
-const CELL_CHARS: usize = 10;
+use backlens::CELL_CHARS;
 
 /// The depth profile as a line chart: one point per layer.
 pub fn depth_chart(rows: &[DepthRow], matrix: FfMatrix, target: &str, marked_layer: usize) -> LineChart {
