@@ -2,6 +2,9 @@
 //! per-prompt numbers checked against independent computations, aggregations on hand-made
 //! cases, and every group end to end on a small slice.
 
+// Index loops read as the statements they check (`c[i][j] == c[j][i]`, layer × token grids).
+#![allow(clippy::needless_range_loop)]
+
 use backlens::data;
 use backlens::model::Site;
 use backlens::LensOptions;
