@@ -33,6 +33,15 @@ pub enum LensError {
         /// The vocabulary size `V` (rows of the unembedding).
         vocab: usize,
     },
+    /// [`ProjectOptions::k`] is 0 or larger than the vocabulary: the lens keeps `1..=V` most and
+    /// least likely tokens per vector.
+    #[error("the number of top and bottom tokens per vector (k, --top-k) is {k}; it must be between 1 and the vocabulary size {vocab}")]
+    TopK {
+        /// The requested k.
+        k: usize,
+        /// The vocabulary size `V` (rows of the unembedding).
+        vocab: usize,
+    },
     /// A vector's L2 norm (in f32) is NaN or infinite: it holds a NaN or an infinity, or is too
     /// large to square in f32. Reported by [`LogitLens::project`].
     #[error("vector {row} contains NaN or infinity")]
@@ -88,11 +97,17 @@ impl LogitLens {
 
     /// Projects every vector and summarises each row.
     ///
+    /// Refuses `options.k` outside `1..=V` ([`LensError::TopK`]) and rank tokens outside the
+    /// vocabulary ([`LensError::TokenOutOfRange`]) before any computation.
+    ///
     /// # Shapes
     /// - `vectors`: (N, d); returns N projections
     pub fn project(&self, vectors: &Tensor, options: &ProjectOptions) -> Result<Vec<Projection>, LensError> {
         self.check(vectors)?;
         let vocab = self.vocab_size();
+        if options.k == 0 || options.k > vocab {
+            return Err(LensError::TopK { k: options.k, vocab });
+        }
         if let Some(&id) = options.rank_tokens.iter().find(|&&id| id as usize >= vocab) {
             return Err(LensError::TokenOutOfRange { id, vocab });
         }
@@ -125,7 +140,7 @@ impl LogitLens {
     }
 }
 
-/// Summarises N rows of V logits, splitting the rows over all cores (each row is O(V)).
+/// Summarises N rows of V logits, splitting the rows over all cores (each row is O(V log k)).
 fn summarize_rows(flat: &[f32], vocab: usize, norms: &[f32], options: &ProjectOptions) -> Vec<Projection> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rows_per_thread = norms.len().div_ceil(threads).max(1);

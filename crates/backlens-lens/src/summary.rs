@@ -5,7 +5,9 @@ use serde::Serialize;
 /// What to read from each projected vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProjectOptions {
-    /// How many most- and least-likely tokens to keep.
+    /// How many most- and least-likely tokens to keep: `1..=V` (the vocabulary size).
+    /// [`LogitLens::project`](crate::LogitLens::project) refuses anything else with
+    /// [`LensError::TopK`](crate::LensError::TopK); [`summarize_row`] clamps it to the row's length.
     pub k: usize,
     /// Tokens whose rank to report for every vector (e.g. the target).
     pub rank_tokens: Vec<u32>,
@@ -45,6 +47,8 @@ pub fn rank_of(logits: &[f32], token: u32) -> usize {
 /// Summarises one row of logits of a vector with L2 norm `norm`.
 ///
 /// A row whose logits all tie has no ranking: empty top/bottom lists and `None` ranks.
+/// `options.k` is clamped to the row's length (0 gives empty lists); the top and bottom lists cost
+/// O(V log k) each.
 pub fn summarize_row(logits: &[f32], norm: f32, options: &ProjectOptions) -> Projection {
     if logits.iter().all(|&x| x == logits[0]) {
         return Projection { norm, top: Vec::new(), bottom: Vec::new(), ranks: vec![None; options.rank_tokens.len()] };
@@ -59,21 +63,68 @@ pub fn summarize_row(logits: &[f32], norm: f32, options: &ProjectOptions) -> Pro
 
 /// The ids of the k most extreme logits under `better`, best first; ties keep the lower id first.
 ///
-/// One pass with a small sorted buffer: O(V) comparisons against the current k-th best.
+/// One pass over the row with a bounded binary heap holding the k best so far (its root is the
+/// worst of them): O(V log k) comparisons, O(k) memory, whatever k is (k = V included). A NaN logit
+/// is less extreme than every number at both ends (the lens reports non-finite vectors as errors
+/// before summarising, so it only matters to direct callers of [`summarize_row`]).
 fn extreme_k(logits: &[f32], k: usize, better: impl Fn(f32, f32) -> bool) -> Vec<u32> {
+    use std::cmp::Ordering;
+    use std::collections::BinaryHeap;
+
+    /// One candidate; a better one is `Less`, so the (max-)heap's root is the worst one kept.
+    struct Candidate<'a, F> {
+        x: f32,
+        id: u32,
+        better: &'a F,
+    }
+    impl<F: Fn(f32, f32) -> bool> Candidate<'_, F> {
+        /// `Less` when `self` comes before `other` in the output (better, or tied with a lower id).
+        fn rank(&self, other: &Self) -> Ordering {
+            let by_value = match (self.x.is_nan(), other.x.is_nan()) {
+                (true, true) => Ordering::Equal,
+                (true, false) => Ordering::Greater,
+                (false, true) => Ordering::Less,
+                _ if (self.better)(self.x, other.x) => Ordering::Less,
+                _ if (self.better)(other.x, self.x) => Ordering::Greater,
+                _ => Ordering::Equal,
+            };
+            by_value.then(self.id.cmp(&other.id))
+        }
+    }
+    impl<F: Fn(f32, f32) -> bool> PartialEq for Candidate<'_, F> {
+        fn eq(&self, other: &Self) -> bool {
+            self.rank(other) == Ordering::Equal
+        }
+    }
+    impl<F: Fn(f32, f32) -> bool> Eq for Candidate<'_, F> {}
+    impl<F: Fn(f32, f32) -> bool> PartialOrd for Candidate<'_, F> {
+        fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl<F: Fn(f32, f32) -> bool> Ord for Candidate<'_, F> {
+        fn cmp(&self, other: &Self) -> Ordering {
+            self.rank(other)
+        }
+    }
+
     let k = k.min(logits.len());
-    let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
     if k == 0 {
         return Vec::new();
     }
+    let better = &better;
+    let mut heap: BinaryHeap<Candidate<'_, _>> = BinaryHeap::with_capacity(k);
     for (id, &x) in logits.iter().enumerate() {
-        if best.len() == k && !better(x, best[k - 1].0) {
-            continue;
+        let candidate = Candidate { x, id: id as u32, better };
+        if heap.len() < k {
+            heap.push(candidate);
+        } else if let Some(mut worst) = heap.peek_mut() {
+            // Ids arrive in increasing order, so a tie with the worst kept never displaces it.
+            if candidate.rank(&worst) == Ordering::Less {
+                *worst = candidate;
+            }
         }
-        // Insert after every entry that is at least as good (stable for ties).
-        let pos = best.iter().position(|&(y, _)| better(x, y)).unwrap_or(best.len());
-        best.insert(pos, (x, id as u32));
-        best.truncate(k);
     }
-    best.into_iter().map(|(_, id)| id).collect()
+    // Ascending in `Ord`, i.e. best first.
+    heap.into_sorted_vec().into_iter().map(|c| c.id).collect()
 }

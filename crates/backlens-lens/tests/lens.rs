@@ -59,6 +59,70 @@ proptest! {
             prop_assert_eq!(p.ranks[t as usize], Some(greater));
         }
     }
+
+    /// Any k up to the row's length and beyond (clamped), on rows up to 3000 long with many ties
+    /// and infinities: the bounded-heap selection equals a full sort (ties: lower id first).
+    #[test]
+    fn top_and_bottom_match_a_full_sort_for_large_k(
+        (logits, k) in proptest::collection::vec(-40i32..40, 1..3000)
+            .prop_flat_map(|l| { let n = l.len(); (Just(l), 0..=n + 3) }),
+    ) {
+        let logits: Vec<f32> = logits
+            .into_iter()
+            .map(|x| match x { -40 => f32::NEG_INFINITY, 39 => f32::INFINITY, x => x as f32 * 0.25 })
+            .collect();
+        prop_assume!(logits.iter().any(|&x| x != logits[0]));
+        let p = summarize_row(&logits, 1.0, &ProjectOptions { k, rank_tokens: vec![], normalize: false });
+        let k = k.min(logits.len());
+        prop_assert_eq!(&p.top, &full_order(&logits)[..k].to_vec());
+        let mut ascending: Vec<u32> = (0..logits.len() as u32).collect();
+        ascending.sort_by(|&a, &b| logits[a as usize].total_cmp(&logits[b as usize]).then(a.cmp(&b)));
+        prop_assert_eq!(&p.bottom, &ascending[..k].to_vec());
+    }
+}
+
+/// k = V on a SmolLM2-sized row (V = 49152): the former insertion into a sorted vector was
+/// O(V·k) per row and ran for minutes here; the selection is O(V log k).
+#[test]
+fn k_equal_to_a_real_vocabulary_is_a_full_sort() {
+    let vocab = 49_152;
+    let logits: Vec<f32> = tensor(1, vocab, 7).to_vec2::<f32>().unwrap().remove(0);
+    let start = std::time::Instant::now();
+    for k in [vocab, vocab / 2, 1] {
+        let p = summarize_row(&logits, 1.0, &ProjectOptions { k, rank_tokens: vec![], normalize: false });
+        assert_eq!(p.top, full_order(&logits)[..k].to_vec(), "top, k = {k}");
+        let mut ascending: Vec<u32> = (0..vocab as u32).collect();
+        ascending.sort_by(|&a, &b| logits[a as usize].total_cmp(&logits[b as usize]).then(a.cmp(&b)));
+        assert_eq!(p.bottom, ascending[..k].to_vec(), "bottom, k = {k}");
+    }
+    assert!(start.elapsed() < std::time::Duration::from_secs(60), "took {:?}", start.elapsed());
+}
+
+/// Signed zeros tie (IEEE `-0.0 == 0.0`), so the lower id comes first at both ends.
+#[test]
+fn signed_zeros_tie_and_keep_the_lower_id_first() {
+    let logits = [0.0, -0.0, 1.0, -1.0, -0.0, 0.0];
+    let p = summarize_row(&logits, 1.0, &ProjectOptions { k: 6, rank_tokens: vec![], normalize: false });
+    assert_eq!(p.top, vec![2, 0, 1, 4, 5, 3]);
+    assert_eq!(p.bottom, vec![3, 0, 1, 4, 5, 2]);
+}
+
+/// `project` accepts k in 1..=V and refuses 0 and V+1 with an error naming both bounds.
+#[test]
+fn project_bounds_k_to_the_vocabulary() {
+    let lens = rms_lens(10, 4);
+    let v = tensor(2, 4, 3);
+    for k in [0, 11, usize::MAX] {
+        let err = lens.project(&v, &ProjectOptions { k, ..Default::default() }).unwrap_err();
+        assert!(matches!(err, LensError::TopK { vocab: 10, .. }), "{err}");
+        assert!(err.to_string().contains("between 1 and the vocabulary size 10"), "{err}");
+    }
+    let all = lens.project(&v, &ProjectOptions { k: 10, ..Default::default() }).unwrap();
+    let logits = lens.logits(&v).unwrap().to_vec2::<f32>().unwrap();
+    for (p, row) in all.iter().zip(&logits) {
+        assert_eq!(p.top, full_order(row));
+    }
+    assert_eq!(lens.project(&v, &ProjectOptions { k: 1, ..Default::default() }).unwrap()[0].top.len(), 1);
 }
 
 #[test]
