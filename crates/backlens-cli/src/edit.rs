@@ -14,10 +14,11 @@ use backlens::edit::sweep::{sweep, SweepOptions, SweepReport};
 use backlens::edit::{evaluate, EditGuard, EditRequest, EtaKind, EvalOptions, EvalReport, MethodSettings};
 use backlens::editing::{default_sweep_layers, prediction, sweep_charts};
 use backlens::model::LanguageModel;
+use backlens::ModelSpec;
 use candle_core::Tensor;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `--method`'s values: the names of the registry's edit methods, with their help.
 fn method_names() -> PossibleValuesParser {
@@ -159,9 +160,14 @@ pub struct EditArgs {
     #[arg(long, default_value_t = 5)]
     pub top_k: usize,
     /// Save the edited weight matrices as safetensors (names `layers.<l>.<module>.weight`,
-    /// layout (d_out, d_in)).
+    /// layout (d_out, d_in)). Refused, before the edit is computed, when the path is one of the
+    /// model's files or exists and is not a regular file; an existing file only with --force.
+    /// Written atomically (a temporary file in the same folder, then renamed).
     #[arg(long)]
     pub save: Option<PathBuf>,
+    /// Let --save replace an existing regular file (never the model's own files).
+    #[arg(long, requires = "save")]
+    pub force: bool,
 }
 
 /// `backlens eval`: CounterFact-style evaluation, one edit per record, restored after each.
@@ -212,6 +218,10 @@ fn show(model: &dyn LanguageModel, label: &str, prompt: &[u32], target: u32, k: 
 
 /// Runs `backlens edit`.
 pub fn run_edit(args: &EditArgs) -> Result<()> {
+    // Before anything is loaded or computed: a refused --save costs nothing.
+    if let Some(path) = &args.save {
+        check_save_path(path, &model_files(&args.model)?, args.force)?;
+    }
     let bl = args.model.load()?;
     let mut model = bl.model().boxed_clone();
     let mut request = EditRequest::from_text(model.tokenizer(), &args.prompt, &args.target)?;
@@ -259,10 +269,92 @@ pub fn run_edit(args: &EditArgs) -> Result<()> {
             .iter()
             .map(|u| (format!("layers.{}.{}.weight", u.layer, u.module.name()), u.weight.clone()))
             .collect();
-        candle_core::safetensors::save(&tensors, path).with_context(|| format!("cannot write {}", path.display()))?;
+        save_atomically(&tensors, path)?;
         println!("wrote {}", path.display());
     }
     guard.restore()?;
+    Ok(())
+}
+
+/// The files `--model` is read from: the default model's cached GGUF, a GGUF file, every file of
+/// a Hugging Face folder. A Hub model's files live in the Hub cache under content-addressed
+/// names nobody passes to --save by accident; they are not listed.
+fn model_files(args: &ModelArgs) -> Result<Vec<PathBuf>> {
+    let spec = match &args.model {
+        Some(text) => text.parse()?,
+        None => ModelSpec::Default,
+    };
+    let root = match spec {
+        ModelSpec::Default => backlens::model::default_model::cached_path(),
+        ModelSpec::Path(path) => path,
+        ModelSpec::Hub(_) => return Ok(Vec::new()),
+    };
+    if root.is_dir() {
+        let entries = std::fs::read_dir(&root).with_context(|| format!("cannot list {}", root.display()))?;
+        Ok(entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+    } else {
+        Ok(vec![root])
+    }
+}
+
+/// Whether `a` and `b` (both existing) are the same file: same device and inode on Unix (hard
+/// links and symbolic links included), same canonical path elsewhere.
+fn same_file(a: &std::fs::Metadata, a_path: &Path, b_path: &Path) -> bool {
+    let Ok(b) = std::fs::metadata(b_path) else { return false };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let _ = a_path;
+        a.dev() == b.dev() && a.ino() == b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        matches!((a_path.canonicalize(), b_path.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    }
+}
+
+/// Refuses a `--save` path that would destroy something: one of the model's files (the model
+/// would be lost), anything that is not a regular file (a folder, a device node, a pipe: the
+/// save renames a temporary file over the path), or an existing file without `--force`.
+fn check_save_path(path: &Path, model_files: &[PathBuf], force: bool) -> Result<()> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => bail!("--save {}: cannot inspect the path ({e}); choose another path", path.display()),
+    };
+    if !meta.is_file() {
+        bail!(
+            "--save {} exists and is not a regular file (a folder, a device or a pipe); choose a new file path",
+            path.display()
+        );
+    }
+    if let Some(model) = model_files.iter().find(|m| same_file(&meta, path, m)) {
+        bail!(
+            "--save {} is the model file being edited ({}); saving would destroy the model: choose another path",
+            path.display(),
+            model.display()
+        );
+    }
+    if !force {
+        bail!("--save {} already exists; pass --force to overwrite it, or choose another path", path.display());
+    }
+    Ok(())
+}
+
+/// Writes `tensors` as safetensors to `path` atomically: into a temporary file in the same
+/// folder, renamed over `path` once complete, so `path` never holds a partial file and a failed
+/// write leaves nothing behind.
+fn save_atomically(tensors: &std::collections::HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let temp = tempfile::NamedTempFile::new_in(dir).with_context(|| {
+        format!("cannot write {}: cannot create a temporary file in {}", path.display(), dir.display())
+    })?;
+    candle_core::safetensors::save(tensors, temp.path()).with_context(|| format!("cannot write {}", path.display()))?;
+    temp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

@@ -244,3 +244,83 @@ fn sweep_lr_redraws_a_sweep_json_with_the_former_method_names() {
     assert!(out.join("sweep-lr.svg").is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A folder made for one test, removed when dropped.
+fn fresh_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("backlens-edit-cli-{name}-")).tempdir().unwrap()
+}
+
+/// `--save` naming the model being edited (itself, a hard link to it, or one file of a model
+/// folder) is refused before the model is even loaded, and the model's bytes are untouched.
+#[test]
+fn save_refuses_the_model_file_itself() {
+    let dir = fresh_dir("save-model");
+    let model = dir.path().join("model.gguf");
+    std::fs::write(&model, b"not really a model, but it must survive").unwrap();
+    let link = dir.path().join("link.gguf");
+    std::fs::hard_link(&model, &link).unwrap();
+    for save in [&model, &link] {
+        for force in [false, true] {
+            let mut args = vec!["edit", "--model", model.to_str().unwrap(), "--save", save.to_str().unwrap()];
+            if force {
+                args.push("--force");
+            }
+            let run = backlens(&args);
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            assert!(!run.status.success());
+            assert!(stderr.contains("is the model file being edited"), "{stderr}");
+        }
+    }
+    let folder = dir.path().join("hf");
+    std::fs::create_dir(&folder).unwrap();
+    let weights = folder.join("model.safetensors");
+    std::fs::write(&weights, b"weights").unwrap();
+    let run = backlens(&["edit", "--model", folder.to_str().unwrap(), "--save", weights.to_str().unwrap(), "--force"]);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("is the model file being edited"));
+    assert_eq!(std::fs::read(&model).unwrap(), b"not really a model, but it must survive");
+    assert_eq!(std::fs::read(&weights).unwrap(), b"weights");
+}
+
+/// `--save` on a folder or a device node is refused (even with --force); an existing regular
+/// file needs --force. All before loading: no model is needed to see the refusals.
+#[test]
+fn save_refuses_what_is_not_a_regular_file_and_existing_files_without_force() {
+    let dir = fresh_dir("save-kinds");
+    let model = dir.path().join("model.gguf");
+    std::fs::write(&model, b"model").unwrap();
+    let m = model.to_str().unwrap();
+    for target in [dir.path().to_str().unwrap(), "/dev/null"] {
+        let run = backlens(&["edit", "--model", m, "--save", target, "--force"]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success());
+        assert!(stderr.contains("is not a regular file"), "{target}: {stderr}");
+    }
+    let existing = dir.path().join("old.safetensors");
+    std::fs::write(&existing, b"keep me").unwrap();
+    let run = backlens(&["edit", "--model", m, "--save", existing.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(stderr.contains("already exists; pass --force"), "{stderr}");
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+    // With --force the checks pass and the run goes on to load the (fake) model, which fails:
+    // the existing file is still untouched.
+    let run = backlens(&["edit", "--model", m, "--save", existing.to_str().unwrap(), "--force"]);
+    assert!(!run.status.success());
+    assert!(!String::from_utf8_lossy(&run.stderr).contains("--save"));
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+}
+
+/// With --force an existing file is replaced by the saved weights (atomically: no temporary
+/// file is left beside it).
+#[test]
+fn save_with_force_replaces_an_existing_file() {
+    let dir = fresh_dir("save-force");
+    let path = dir.path().join("edited.safetensors");
+    std::fs::write(&path, b"old").unwrap();
+    let run = backlens(&["edit", "--save", path.to_str().unwrap(), "--force"]);
+    assert!(run.status.success(), "stderr: {}", String::from_utf8_lossy(&run.stderr));
+    let tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(tensors["layers.23.mlp.down.weight"].dims(), &[576, 1536]);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("edited.safetensors")]);
+}
