@@ -1,9 +1,55 @@
 //! Cache location, endpoint and network policy, from the environment.
 
+use crate::HubError;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The public Hub.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+
+/// Environment variable: seconds allowed for resolving the Hub's host name and for each TCP (and
+/// proxy) connection; default [`DEFAULT_CONNECT_TIMEOUT`].
+pub const CONNECT_TIMEOUT_VAR: &str = "BACKLENS_HUB_CONNECT_TIMEOUT";
+/// Environment variable: seconds allowed for each read from (or write to) a connection, i.e. how
+/// long the Hub may stay silent before a request is given up (a slow but steady download never
+/// trips it); default [`DEFAULT_READ_TIMEOUT`].
+pub const READ_TIMEOUT_VAR: &str = "BACKLENS_HUB_READ_TIMEOUT";
+/// Default of [`HubConfig::connect_timeout`] (`BACKLENS_HUB_CONNECT_TIMEOUT`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`HubConfig::read_timeout`] (`BACKLENS_HUB_READ_TIMEOUT`).
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A malformed environment variable met while building a [`HubConfig`]; [`crate::fetch`] reports
+/// it as [`HubError::InvalidEnv`] before doing anything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidEnv {
+    /// The variable's name.
+    pub variable: String,
+    /// Its value.
+    pub value: String,
+    /// What is wrong with it and what is expected.
+    pub reason: String,
+}
+
+impl From<InvalidEnv> for HubError {
+    fn from(e: InvalidEnv) -> HubError {
+        HubError::InvalidEnv { variable: e.variable, value: e.value, reason: e.reason }
+    }
+}
+
+/// Parses a timeout in seconds (`"10"`, `"0.5"`): a finite number greater than 0.
+pub(crate) fn parse_seconds(variable: &str, value: &str) -> Result<Duration, InvalidEnv> {
+    let invalid = |reason: &str| InvalidEnv {
+        variable: variable.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let secs: f64 = value.trim().parse().map_err(|_| invalid("expected a number of seconds, e.g. `10` or `0.5`"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(invalid("expected a number of seconds greater than 0 (and at most 1e9)"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
 
 /// Where Hub files live and whether the network may be used.
 ///
@@ -22,6 +68,14 @@ pub struct HubConfig {
     /// Access token for private or gated repositories (`HF_TOKEN`); when `None`, hf-hub reads the
     /// token file `<cache_dir>/../token` written by `huggingface-cli login`, if any.
     pub token: Option<String>,
+    /// Limit for resolving the host name and for each TCP connection (`BACKLENS_HUB_CONNECT_TIMEOUT`).
+    pub connect_timeout: Duration,
+    /// Limit for each read from or write to a connection, including the wait for the response
+    /// headers (`BACKLENS_HUB_READ_TIMEOUT`). It bounds silence, not the length of a download.
+    pub read_timeout: Duration,
+    /// A malformed variable met by [`HubConfig::from_vars`] (whose field then holds its default);
+    /// [`crate::fetch`] fails with it at once. Use [`HubConfig::try_from_vars`] to fail earlier.
+    pub invalid_env: Option<InvalidEnv>,
 }
 
 /// Python's `huggingface_hub` truthiness for environment flags: `1`, `ON`, `YES`, `TRUE` (any case).
@@ -54,6 +108,12 @@ impl HubConfig {
     /// - `offline`: `HF_HUB_OFFLINE` is `1`/`true`/`yes`/`on` (any case).
     /// - `progress`: on unless `HF_HUB_DISABLE_PROGRESS_BARS` is true.
     /// - `token`: `HF_TOKEN`, else `HUGGING_FACE_HUB_TOKEN` (legacy).
+    /// - `connect_timeout`: `BACKLENS_HUB_CONNECT_TIMEOUT` seconds (default 10; fractions allowed).
+    /// - `read_timeout`: `BACKLENS_HUB_READ_TIMEOUT` seconds (default 30; fractions allowed).
+    ///
+    /// A malformed timeout (not a number, 0 or negative) keeps the default and is recorded in
+    /// `invalid_env`, so that [`crate::fetch`] fails with [`HubError::InvalidEnv`], which names the
+    /// variable; [`HubConfig::try_from_vars`] returns that error directly.
     ///
     /// ```
     /// use backlens_hub::HubConfig;
@@ -84,7 +144,38 @@ impl HubConfig {
         let offline = var("HF_HUB_OFFLINE").is_some_and(|v| is_truthy(&v));
         let progress = !var("HF_HUB_DISABLE_PROGRESS_BARS").is_some_and(|v| is_truthy(&v));
         let token = var("HF_TOKEN").or_else(|| var("HUGGING_FACE_HUB_TOKEN")).map(|t| t.trim().to_string());
-        HubConfig { cache_dir, endpoint, offline, progress, token }
+        let mut invalid_env = None;
+        let mut seconds = |name: &str, default: Duration| match var(name).map(|v| parse_seconds(name, &v)) {
+            None => default,
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                invalid_env.get_or_insert(e);
+                default
+            }
+        };
+        let connect_timeout = seconds(CONNECT_TIMEOUT_VAR, DEFAULT_CONNECT_TIMEOUT);
+        let read_timeout = seconds(READ_TIMEOUT_VAR, DEFAULT_READ_TIMEOUT);
+        HubConfig { cache_dir, endpoint, offline, progress, token, connect_timeout, read_timeout, invalid_env }
+    }
+
+    /// Like [`HubConfig::from_vars`], but a malformed variable is an error at once.
+    ///
+    /// ```
+    /// use backlens_hub::{HubConfig, HubError};
+    /// let err = HubConfig::try_from_vars(|k| (k == "BACKLENS_HUB_READ_TIMEOUT").then(|| "soon".into())).unwrap_err();
+    /// assert!(matches!(&err, HubError::InvalidEnv { variable, .. } if variable == "BACKLENS_HUB_READ_TIMEOUT"));
+    /// ```
+    pub fn try_from_vars(get: impl Fn(&str) -> Option<String>) -> Result<HubConfig, HubError> {
+        let config = Self::from_vars(get);
+        match config.invalid_env {
+            Some(e) => Err(e.into()),
+            None => Ok(config),
+        }
+    }
+
+    /// Like [`HubConfig::from_env`], but a malformed variable is an error at once.
+    pub fn try_from_env() -> Result<HubConfig, HubError> {
+        Self::try_from_vars(|name| std::env::var(name).ok())
     }
 
     /// A configuration for `endpoint` and `cache_dir`, online, without progress bar or token
@@ -96,6 +187,9 @@ impl HubConfig {
             offline: false,
             progress: false,
             token: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            invalid_env: None,
         }
     }
 }

@@ -14,6 +14,18 @@ pub enum HubError {
         reason: String,
     },
 
+    /// An environment variable read by [`HubConfig::from_vars`](crate::HubConfig::from_vars)
+    /// has a malformed value (e.g. `BACKLENS_HUB_READ_TIMEOUT=soon`).
+    #[error("invalid environment variable {variable}={value:?}: {reason}; fix or unset it")]
+    InvalidEnv {
+        /// The variable's name.
+        variable: String,
+        /// Its value.
+        value: String,
+        /// What is wrong with it and what is expected.
+        reason: String,
+    },
+
     /// A requested file name is not a plain relative path inside the repository
     /// (empty, absolute, or containing `..`); shard names from an index file are checked too.
     #[error("invalid file name {file:?} for {repo}@{revision}: {reason}")]

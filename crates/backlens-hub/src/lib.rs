@@ -25,9 +25,15 @@
 //! - **Offline** (`HF_HUB_OFFLINE=1`, [`HubConfig::offline`]; hf-hub 0.5 ignores the variable): only the
 //!   cache is read, and a missing file fails at once with [`HubError::NotCached`], which names the
 //!   repository, the revision, the file, the exact cache path and the ways to fix it.
-//! - **Network failure**: the endpoint is probed with a short TCP connect timeout before hf-hub is
-//!   called (its ureq agent has no timeouts and cannot be configured), then the cache is used as in
-//!   offline mode.
+//! - **Timeouts**: every request has a connect timeout (`BACKLENS_HUB_CONNECT_TIMEOUT`, default 10 s,
+//!   also for DNS) and a read timeout (`BACKLENS_HUB_READ_TIMEOUT`, default 30 s: the longest the
+//!   server may stay silent, while waiting for the response headers or between body reads; a long
+//!   download that keeps flowing is never cut). The requests are made here with ureq 3 rather than
+//!   through hf-hub 0.5's `Api`, whose agents have no timeouts and cannot be configured; see
+//!   `src/http.rs` for why this beats a worker thread with a deadline.
+//! - **Network failure** (refused connection, DNS failure, timeout, HTTP 5xx): the cache is used as
+//!   in offline mode (a file already cached is used, a missing one fails with
+//!   [`HubError::NotCached`]); a partial download is removed.
 //! - **Sharded checkpoints**: any fetched `*.index.json` with a `weight_map` makes every listed shard
 //!   required; a required `X.safetensors` that does not exist falls back to `X.safetensors.index.json`.
 //! - **Optional files** that the server answers 404 for are skipped, and recorded like Python does
@@ -42,22 +48,20 @@
 mod cache;
 mod config;
 mod error;
+mod http;
 mod spec;
 
-pub use config::{HubConfig, DEFAULT_ENDPOINT};
+pub use config::{
+    HubConfig, InvalidEnv, CONNECT_TIMEOUT_VAR, DEFAULT_CONNECT_TIMEOUT, DEFAULT_ENDPOINT, DEFAULT_READ_TIMEOUT,
+    READ_TIMEOUT_VAR,
+};
 pub use error::HubError;
 pub use spec::{HubSpec, DEFAULT_REVISION, HUB_PREFIX};
 
 use cache::{check_file_name, is_safe_segment, RepoCache};
-use hf_hub::api::sync::{Api, ApiBuilder, ApiError, ApiRepo};
-use hf_hub::{Cache, Repo, RepoType};
+use http::{Client, Fail};
 use std::collections::{HashSet, VecDeque};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// How long the reachability probe waits for DNS and for the TCP connection, each.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Fetches `files` of `spec` (e.g. `["config.json", "tokenizer.json", "model.safetensors"]`) and
 /// returns the snapshot folder (`<cache>/models--org--name/snapshots/<commit>`) that holds them all.
@@ -66,6 +70,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// when present and skipped when the server answers 404 (or, offline, when they are not cached).
 /// See the [crate documentation](crate) for the cache, offline and sharding rules.
 pub fn fetch(spec: &HubSpec, files: &[&str], optional: &[&str], config: &HubConfig) -> Result<PathBuf, HubError> {
+    if let Some(invalid) = &config.invalid_env {
+        return Err(invalid.clone().into());
+    }
     if files.is_empty() {
         return Err(HubError::NoFiles { repo: spec.repo.clone(), revision: spec.revision.clone() });
     }
@@ -98,7 +105,7 @@ pub fn fetch(spec: &HubSpec, files: &[&str], optional: &[&str], config: &HubConf
     if let CacheState::Complete(dir) = &cached {
         return Ok(dir.clone());
     }
-    let online = probe(&config.endpoint).and_then(|()| fetch_online(spec, &cache, files, optional, config));
+    let online = fetch_online(spec, &cache, files, optional, config);
     match online {
         Ok(dir) => Ok(dir),
         Err(Online::Hub(e)) => Err(e),
@@ -270,92 +277,11 @@ impl From<HubError> for Online {
     }
 }
 
-/// True when the process has a proxy configured (ureq then connects to the proxy, not the endpoint).
-fn proxy_configured() -> bool {
-    ["ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]
-        .iter()
-        .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
-}
-
-/// `(host, port)` of an `http(s)://host[:port][/path]` endpoint.
-fn endpoint_host_port(endpoint: &str) -> Option<(String, u16)> {
-    let (rest, default_port) = if let Some(r) = endpoint.strip_prefix("https://") {
-        (r, 443)
-    } else if let Some(r) = endpoint.strip_prefix("http://") {
-        (r, 80)
-    } else {
-        return None;
-    };
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit('@').next()?;
-    if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None => default_port,
-        };
-        return Some((host.to_string(), port));
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) => Some((host.to_string(), port.parse().ok()?)),
-        None => Some((authority.to_string(), default_port)),
-    }
-}
-
-/// Checks quickly that the endpoint accepts TCP connections (DNS and connect each bounded by
-/// [`CONNECT_TIMEOUT`]), because hf-hub's HTTP agent has no timeouts.
-fn probe(endpoint: &str) -> Result<(), Online> {
-    if proxy_configured() {
-        return Ok(());
-    }
-    let Some((host, port)) = endpoint_host_port(endpoint) else {
-        return Ok(()); // let the HTTP client report the malformed endpoint
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    let h = host.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send((h.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<SocketAddr>>()));
-    });
-    let addrs = match rx.recv_timeout(CONNECT_TIMEOUT) {
-        Ok(Ok(addrs)) if !addrs.is_empty() => addrs,
-        Ok(Ok(_)) => return Err(Online::Network(format!("`{host}` has no address"))),
-        Ok(Err(e)) => return Err(Online::Network(format!("cannot resolve `{host}`: {e}"))),
-        Err(_) => return Err(Online::Network(format!("resolving `{host}` took longer than {CONNECT_TIMEOUT:?}"))),
-    };
-    let mut last = String::new();
-    for addr in addrs.iter().take(3) {
-        match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
-            Ok(_) => return Ok(()),
-            Err(e) => last = format!("cannot connect to {addr}: {e}"),
-        }
-    }
-    Err(Online::Network(last))
-}
-
-fn build_api(config: &HubConfig) -> Result<Api, HubError> {
-    let mut builder = ApiBuilder::from_cache(Cache::new(config.cache_dir.clone()))
-        .with_endpoint(config.endpoint.trim_end_matches('/').to_string())
-        .with_progress(config.progress)
-        .with_retries(0)
-        .with_user_agent("backlens-hub", env!("CARGO_PKG_VERSION"));
-    if let Some(token) = &config.token {
-        builder = builder.with_token(Some(token.clone()));
-    }
-    builder.build().map_err(|e| HubError::Download {
-        repo: String::new(),
-        revision: String::new(),
-        file: String::new(),
-        endpoint: config.endpoint.clone(),
-        message: format!("cannot build the HTTP client: {e}"),
-    })
-}
-
 struct OnlineCtx<'a> {
     spec: &'a HubSpec,
     config: &'a HubConfig,
     cache: &'a RepoCache,
-    repo: ApiRepo,
-    api: Api,
+    client: Client,
 }
 
 impl OnlineCtx<'_> {
@@ -369,10 +295,18 @@ impl OnlineCtx<'_> {
         })
     }
 
-    /// Sorts an hf-hub error: `Ok(None)` for 404, network-level failures, or definite errors.
-    fn classify(&self, file: &str, err: ApiError) -> Result<Option<(PathBuf, String)>, Online> {
+    /// `{endpoint}/{org}/{name}/resolve/{revision}/{file}`, the layout hf-hub and the Hub use
+    /// (a `/` in the revision is written `%2F`).
+    fn url(&self, file: &str) -> String {
+        let revision = self.spec.revision.replace('/', "%2F");
+        format!("{}/{}/resolve/{revision}/{file}", self.config.endpoint.trim_end_matches('/'), self.spec.repo)
+    }
+
+    /// Sorts a request failure: `Ok(None)` for 404, network-level failures (timeouts included),
+    /// or definite errors.
+    fn classify(&self, file: &str, err: Fail) -> Result<Option<(PathBuf, String)>, Online> {
         match err {
-            ApiError::RequestError(e) => match *e {
+            Fail::Http(e) => match e {
                 ureq::Error::StatusCode(404) => Ok(None),
                 ureq::Error::StatusCode(status @ (401 | 403)) => Err(Online::Hub(HubError::AccessDenied {
                     repo: self.spec.repo.clone(),
@@ -392,19 +326,20 @@ impl OnlineCtx<'_> {
                 }
                 e => Err(Online::Network(e.to_string())),
             },
-            e => Err(self.download_error(file, e.to_string())),
+            Fail::Read(e) => Err(Online::Network(format!("reading `{file}` failed: {e}"))),
+            Fail::Protocol(message) => Err(self.download_error(file, message)),
+            Fail::Io(path, source) => Err(Online::Hub(HubError::Io { path, source })),
         }
     }
 
     /// Downloads one file (or links an existing blob); `Ok(None)` when the server has no such file.
     fn fetch_one(&self, file: &str) -> Result<Option<(PathBuf, String)>, Online> {
-        let url = self.repo.url(file);
-        let meta = match self.api.metadata(&url) {
+        let url = self.url(file);
+        let meta = match self.client.metadata(&url) {
             Ok(meta) => meta,
             Err(e) => return self.classify(file, e),
         };
-        let commit = meta.commit_hash().trim().to_string();
-        let etag = meta.etag().trim().to_string();
+        let (commit, etag) = (meta.commit, meta.etag);
         if !is_safe_segment(&commit) || !is_safe_segment(&etag) {
             return Err(self
                 .download_error(file, format!("the server sent an unusable commit ({commit:?}) or etag ({etag:?})")));
@@ -412,37 +347,16 @@ impl OnlineCtx<'_> {
         let pointer = self.cache.snapshot_dir(&commit).join(file);
         let blob = self.cache.blob_path(&etag);
         if !pointer.exists() {
-            let blob_ok = std::fs::metadata(&blob).is_ok_and(|m| m.len() == meta.size() as u64);
-            if blob_ok {
-                self.cache.link_blob(&blob, &pointer)?;
-            } else {
-                let path = match self.repo.download(file) {
-                    Ok(path) => path,
-                    Err(e) => {
-                        return match self.classify(file, e)? {
-                            None => Ok(None),
-                            Some(_) => unreachable!("classify never succeeds with a path"),
-                        }
-                    }
-                };
-                if path != pointer {
-                    // hf-hub asked again and got another commit: the revision moved meanwhile.
-                    return Err(Online::Hub(HubError::SnapshotChanged {
-                        repo: self.spec.repo.clone(),
-                        revision: self.spec.revision.clone(),
-                        file: file.to_string(),
-                        expected: commit,
-                        got: path.display().to_string(),
-                    }));
-                }
-                let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                if len != meta.size() as u64 {
-                    let _ = std::fs::remove_file(&blob);
-                    let _ = std::fs::remove_file(&path);
-                    return Err(self
-                        .download_error(file, format!("incomplete download: {len} bytes instead of {}", meta.size())));
+            let blob_ok = std::fs::metadata(&blob).is_ok_and(|m| m.len() == meta.size);
+            if !blob_ok {
+                if let Err(e) = self.client.download(&url, meta.size, &blob, file) {
+                    return match self.classify(file, e)? {
+                        None => Ok(None),
+                        Some(_) => unreachable!("classify never succeeds with a path"),
+                    };
                 }
             }
+            self.cache.link_blob(&blob, &pointer)?;
         }
         self.cache.write_ref(&self.spec.revision, &commit)?;
         Ok(Some((pointer, commit)))
@@ -456,9 +370,7 @@ fn fetch_online(
     optional: &[&str],
     config: &HubConfig,
 ) -> Result<PathBuf, Online> {
-    let api = build_api(config)?;
-    let repo = api.repo(Repo::with_revision(spec.repo.clone(), RepoType::Model, spec.revision.clone()));
-    let ctx = OnlineCtx { spec, config, cache, repo, api };
+    let ctx = OnlineCtx { spec, config, cache, client: Client::new(config) };
     let mut commit: Option<String> = None;
     walk(
         spec,
@@ -496,18 +408,4 @@ fn fetch_online(
     )?;
     let commit = commit.expect("at least one required file was fetched");
     Ok(cache.snapshot_dir(&commit))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints() {
-        assert_eq!(endpoint_host_port("https://huggingface.co"), Some(("huggingface.co".into(), 443)));
-        assert_eq!(endpoint_host_port("http://127.0.0.1:8080/"), Some(("127.0.0.1".into(), 8080)));
-        assert_eq!(endpoint_host_port("http://[::1]:9/x"), Some(("::1".into(), 9)));
-        assert_eq!(endpoint_host_port("http://u:p@host"), Some(("host".into(), 80)));
-        assert_eq!(endpoint_host_port("ftp://host"), None);
-    }
 }
