@@ -51,7 +51,13 @@ pub struct EditGuard<'m, M: LanguageModel + ?Sized> {
 impl<'m, M: LanguageModel + ?Sized> EditGuard<'m, M> {
     /// Applies `edit` to `model`. If one replacement fails, those already made are undone before
     /// the error is returned.
+    ///
+    /// Every new weight is checked first: one with a NaN or infinite entry is refused with
+    /// [`EditError::NonFiniteWeight`] (naming its layer and module) and nothing is replaced.
     pub fn apply(model: &'m mut M, edit: &Edit) -> Result<EditGuard<'m, M>> {
+        for u in &edit.updates {
+            check_finite(u)?;
+        }
         let mut guard = EditGuard { model, originals: Vec::with_capacity(edit.updates.len()) };
         for u in &edit.updates {
             let original = guard.model.weight(u.layer, u.module)?.clone();
@@ -97,6 +103,16 @@ impl<M: LanguageModel + ?Sized> Drop for EditGuard<'_, M> {
             }
         }
     }
+}
+
+/// Refuses an update whose weight holds a NaN or an infinity.
+fn check_finite(u: &WeightUpdate) -> Result<()> {
+    let values = u.weight.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+    let count = values.iter().filter(|v| !v.is_finite()).count();
+    if count > 0 {
+        return Err(EditError::NonFiniteWeight { layer: u.layer, module: u.module.name(), count });
+    }
+    Ok(())
 }
 
 /// Checks that a method's setting names an existing layer.

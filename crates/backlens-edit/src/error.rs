@@ -18,6 +18,18 @@ pub enum EditError {
     /// An edit request the method cannot serve (empty target, missing template, …).
     #[error("invalid edit request: {0}")]
     Request(String),
+    /// An edit's new weight holds NaN or infinite entries (a non-finite or far too large step
+    /// size). Reported by [`EditGuard::apply`](crate::EditGuard::apply) before any weight is
+    /// replaced, so a broken matrix is never applied, evaluated or saved.
+    #[error("the edited weight layers.{layer}.{module}.weight has {count} NaN or infinite entries: the edit's step size is not finite or far too large; lower the method's step setting (--eta, --sgd-lr, --adam-lr or --ft-lr, whichever it uses)")]
+    NonFiniteWeight {
+        /// The layer of the matrix.
+        layer: usize,
+        /// The module's stable name (e.g. `mlp.down`).
+        module: &'static str,
+        /// How many entries are NaN or infinite.
+        count: usize,
+    },
     /// A setting out of range or inconsistent (unknown method name, wrong layer, …).
     #[error("invalid setting: {0}")]
     Setting(String),

@@ -157,3 +157,48 @@ fn evaluation_leaves_the_model_unchanged() {
         assert_eq!(base.records[0].perplexity, base.records[1].perplexity);
     }
 }
+
+/// A new weight with a NaN or an infinity is refused before anything is replaced, with an error
+/// naming the layer, the module and the settings to change: from a hand-made update and from
+/// methods given a non-finite or absurd step.
+#[test]
+fn a_non_finite_weight_is_never_applied() {
+    let mut model = random_llama(LLAMA, 7);
+    let before = snapshot(&model);
+    let good = WeightUpdate {
+        layer: 0,
+        module: Module::MlpDown,
+        weight: Tensor::zeros((8, 12), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap(),
+    };
+    for bad_value in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut values = vec![0f32; 8 * 12];
+        values[5] = bad_value;
+        let bad = WeightUpdate {
+            layer: 1,
+            module: Module::MlpDown,
+            weight: Tensor::from_vec(values, (8, 12), &candle_core::Device::Cpu).unwrap(),
+        };
+        let edit = Edit { updates: vec![good.clone(), bad], ..Edit::default() };
+        let err = EditGuard::apply(&mut model, &edit).err().expect("a non-finite weight is refused");
+        let message = err.to_string();
+        assert!(message.contains("layers.1.mlp.down.weight has 1 NaN or infinite"), "{message}");
+        assert!(message.contains("--eta"), "{message}");
+        assert_eq!(snapshot(&model), before, "nothing replaced");
+    }
+    let req = [EditRequest::new(vec![1, 2, 3], vec![9]).unwrap()];
+    let methods: Vec<Box<dyn EditMethod>> = vec![
+        Box::new(ForwardPassShift::new(1, Eta::Raw(f64::NAN))),
+        Box::new(ForwardPassShift::new(1, Eta::Raw(f64::INFINITY))),
+        Box::new(OneStepSgd { layer: 0, lr: f64::NAN }),
+        Box::new(OneStepSgd { layer: 0, lr: 1e300 }),
+    ];
+    for m in &methods {
+        // A method may refuse the step itself; if it computes an edit, applying it must fail.
+        if let Ok(edit) = m.compute(&model, &req) {
+            if !edit.is_empty() {
+                assert!(EditGuard::apply(&mut model, &edit).is_err(), "{}", m.name());
+            }
+        }
+        assert_eq!(snapshot(&model), before, "{}", m.name());
+    }
+}
