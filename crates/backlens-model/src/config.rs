@@ -65,7 +65,7 @@ impl LlamaConfig {
             vocab_size: gguf.strings("tokenizer.ggml.tokens")?.len(),
             rope: RopeLayout::Interleaved,
         };
-        cfg.validate()?;
+        cfg.validate(&ConfigSource::Gguf)?;
         Ok(cfg)
     }
 
@@ -89,14 +89,14 @@ impl LlamaConfig {
             d_model: folder.usize("hidden_size")?,
             d_ff: folder.usize("intermediate_size")?,
             n_heads,
-            n_kv_heads: folder.opt_usize("num_key_value_heads").unwrap_or(n_heads),
-            rope_base: folder.opt_f64("rope_theta").unwrap_or(10_000.0),
-            rms_eps: folder.opt_f64("rms_norm_eps").unwrap_or(1e-6),
+            n_kv_heads: folder.usize_or("num_key_value_heads", n_heads)?,
+            rope_base: folder.f64_or("rope_theta", 10_000.0)?,
+            rms_eps: folder.f64_or("rms_norm_eps", 1e-6)?,
             context_length: folder.usize("max_position_embeddings")?,
             vocab_size: folder.usize("vocab_size")?,
             rope: RopeLayout::HalfSplit,
         };
-        cfg.validate()?;
+        cfg.validate(&ConfigSource::HfConfig(folder.dir().join("config.json")))?;
         Ok(cfg)
     }
 
@@ -105,23 +105,114 @@ impl LlamaConfig {
         self.d_model / self.n_heads
     }
 
-    fn validate(&self) -> Result<()> {
-        let bad = |key: &str, problem: String| Err(ModelError::Metadata { key: key.to_string(), problem });
-        if self.n_layers == 0 || self.d_model == 0 || self.n_heads == 0 || self.n_kv_heads == 0 {
-            return bad("llama.*", format!("sizes must be positive: {self:?}"));
+    /// Refuses values that make no sense at load, naming the key as the source spells it: a
+    /// size of 0, a norm epsilon or RoPE base that is not a positive finite number, heads that
+    /// do not split `d_model` into even head sizes, query heads not a multiple of the KV heads.
+    /// Sizes are checked against the tensors separately (`Llama`'s loaders), before anything
+    /// sized by them is allocated.
+    pub(crate) fn validate(&self, source: &ConfigSource) -> Result<()> {
+        use ConfigField as F;
+        for (field, value) in [
+            (F::Layers, self.n_layers),
+            (F::DModel, self.d_model),
+            (F::DFf, self.d_ff),
+            (F::Heads, self.n_heads),
+            (F::KvHeads, self.n_kv_heads),
+            (F::Context, self.context_length),
+            (F::Vocab, self.vocab_size),
+        ] {
+            if value == 0 {
+                return Err(source.error(field, "is 0; it must be positive: fix the model's configuration".to_string()));
+            }
+        }
+        for (field, value) in [(F::RmsEps, self.rms_eps), (F::RopeBase, self.rope_base)] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(source.error(
+                    field,
+                    format!("is {value}; it must be a positive finite number (typically 1e-5 for the epsilon, 10000 for the base)"),
+                ));
+            }
         }
         if !self.d_model.is_multiple_of(self.n_heads) || !(self.d_model / self.n_heads).is_multiple_of(2) {
-            return bad(
-                "llama.attention.head_count",
-                format!("{} heads do not split d_model {} into even head sizes", self.n_heads, self.d_model),
-            );
+            return Err(source.error(
+                F::Heads,
+                format!(
+                    "{} heads do not split {} {} into even head sizes: set a head count that does",
+                    self.n_heads,
+                    source.key(F::DModel),
+                    self.d_model
+                ),
+            ));
         }
         if !self.n_heads.is_multiple_of(self.n_kv_heads) {
-            return bad(
-                "llama.attention.head_count_kv",
-                format!("{} query heads are not a multiple of {} KV heads", self.n_heads, self.n_kv_heads),
-            );
+            return Err(source.error(
+                F::KvHeads,
+                format!(
+                    "{} query heads ({}) are not a multiple of {} KV heads: set a divisor of the query heads",
+                    self.n_heads,
+                    source.key(F::Heads),
+                    self.n_kv_heads
+                ),
+            ));
         }
         Ok(())
+    }
+}
+
+/// A field of [`LlamaConfig`], for error messages that name its key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ConfigField {
+    Layers,
+    DModel,
+    DFf,
+    Heads,
+    KvHeads,
+    RopeBase,
+    RmsEps,
+    Context,
+    Vocab,
+}
+
+/// Where a [`LlamaConfig`] was read from: errors name the key as that source spells it.
+pub(crate) enum ConfigSource {
+    /// GGUF metadata ([`ModelError::Metadata`] with the `llama.*` key).
+    Gguf,
+    /// A Hugging Face `config.json` at this path ([`ModelError::Config`] with its key).
+    HfConfig(std::path::PathBuf),
+}
+
+impl ConfigSource {
+    /// The key of `field` in this source.
+    pub(crate) fn key(&self, field: ConfigField) -> &'static str {
+        use ConfigField as F;
+        match (self, field) {
+            (ConfigSource::Gguf, F::Layers) => "llama.block_count",
+            (ConfigSource::Gguf, F::DModel) => "llama.embedding_length",
+            (ConfigSource::Gguf, F::DFf) => "llama.feed_forward_length",
+            (ConfigSource::Gguf, F::Heads) => "llama.attention.head_count",
+            (ConfigSource::Gguf, F::KvHeads) => "llama.attention.head_count_kv",
+            (ConfigSource::Gguf, F::RopeBase) => "llama.rope.freq_base",
+            (ConfigSource::Gguf, F::RmsEps) => "llama.attention.layer_norm_rms_epsilon",
+            (ConfigSource::Gguf, F::Context) => "llama.context_length",
+            (ConfigSource::Gguf, F::Vocab) => "tokenizer.ggml.tokens",
+            (ConfigSource::HfConfig(_), F::Layers) => "num_hidden_layers",
+            (ConfigSource::HfConfig(_), F::DModel) => "hidden_size",
+            (ConfigSource::HfConfig(_), F::DFf) => "intermediate_size",
+            (ConfigSource::HfConfig(_), F::Heads) => "num_attention_heads",
+            (ConfigSource::HfConfig(_), F::KvHeads) => "num_key_value_heads",
+            (ConfigSource::HfConfig(_), F::RopeBase) => "rope_theta",
+            (ConfigSource::HfConfig(_), F::RmsEps) => "rms_norm_eps",
+            (ConfigSource::HfConfig(_), F::Context) => "max_position_embeddings",
+            (ConfigSource::HfConfig(_), F::Vocab) => "vocab_size",
+        }
+    }
+
+    /// An error about `field`'s value; `problem` follows the key in the message.
+    pub(crate) fn error(&self, field: ConfigField, problem: String) -> ModelError {
+        let key = self.key(field).to_string();
+        match self {
+            ConfigSource::Gguf => ModelError::Metadata { key, problem },
+            ConfigSource::HfConfig(path) => ModelError::Config { path: path.clone(), key, problem },
+        }
     }
 }

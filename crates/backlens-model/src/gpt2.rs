@@ -92,29 +92,38 @@ impl Gpt2Config {
         let cfg = Gpt2Config {
             n_layers: folder.usize("n_layer")?,
             d_model,
-            d_ff: folder.opt_usize("n_inner").unwrap_or(4 * d_model),
+            d_ff: folder.usize_or("n_inner", d_model.saturating_mul(4))?,
             n_heads: folder.usize("n_head")?,
             context_length: folder.usize("n_positions")?,
             vocab_size: folder.usize("vocab_size")?,
-            layer_norm_eps: folder.opt_f64("layer_norm_epsilon").unwrap_or(1e-5),
+            layer_norm_eps: folder.f64_or("layer_norm_epsilon", 1e-5)?,
             activation,
-            scale_attn_weights: folder.opt_bool("scale_attn_weights").unwrap_or(true),
-            scale_attn_by_inverse_layer_idx: folder.opt_bool("scale_attn_by_inverse_layer_idx").unwrap_or(false),
+            scale_attn_weights: folder.bool_or("scale_attn_weights", true)?,
+            scale_attn_by_inverse_layer_idx: folder.bool_or("scale_attn_by_inverse_layer_idx", false)?,
         };
-        if cfg.n_layers == 0
-            || cfg.d_model == 0
-            || cfg.n_heads == 0
-            || cfg.d_ff == 0
-            || cfg.context_length == 0
-            || cfg.vocab_size == 0
-        {
+        for (key, value) in [
+            ("n_layer", cfg.n_layers),
+            ("n_embd", cfg.d_model),
+            ("n_head", cfg.n_heads),
+            ("n_inner", cfg.d_ff),
+            ("n_positions", cfg.context_length),
+            ("vocab_size", cfg.vocab_size),
+        ] {
+            if value == 0 {
+                return Err(bad(key, "is 0; it must be positive: fix config.json".to_string()));
+            }
+        }
+        if !(cfg.layer_norm_eps.is_finite() && cfg.layer_norm_eps > 0.0) {
             return Err(bad(
-                "n_layer/n_embd/n_head/n_inner/n_positions/vocab_size",
-                format!("sizes must be positive: {cfg:?}"),
+                "layer_norm_epsilon",
+                format!("is {}; it must be a positive finite number (GPT-2 uses 1e-5)", cfg.layer_norm_eps),
             ));
         }
         if !cfg.d_model.is_multiple_of(cfg.n_heads) {
-            return Err(bad("n_head", format!("{} heads do not split n_embd {}", cfg.n_heads, cfg.d_model)));
+            return Err(bad(
+                "n_head",
+                format!("{} heads do not split n_embd {}: set a divisor of n_embd", cfg.n_heads, cfg.d_model),
+            ));
         }
         Ok(cfg)
     }
@@ -123,6 +132,60 @@ impl Gpt2Config {
     pub fn head_dim(&self) -> usize {
         self.d_model / self.n_heads
     }
+}
+
+/// Checks the sizes of `config.json` against the tensors present, before anything sized by them
+/// is allocated: `n_layer` must be the highest `h.N.` index + 1, `vocab_size` and `n_embd` the
+/// shape of `wte`, `n_positions` the rows of `wpe`, `n_inner` the columns of block 0's `c_fc`.
+fn check_against_tensors(folder: &HfFolder, c: &Gpt2Config, prefix: &str) -> Result<()> {
+    let path = folder.dir().join("config.json");
+    let disagree = |key: &str, value: usize, tensor: &str, found: &[usize], implied: usize| ModelError::Config {
+        path: path.clone(),
+        key: key.to_string(),
+        problem: format!(
+            "is {value} but tensor `{tensor}` has shape {found:?}, which implies {implied}: \
+             the configuration and the weights disagree; fix config.json or use matching weights"
+        ),
+    };
+    let blocks_prefix = format!("{prefix}h.");
+    let blocks = folder
+        .tensor_names()
+        .filter_map(|n| n.strip_prefix(&blocks_prefix)?.split('.').next()?.parse::<u64>().ok())
+        .max()
+        .map_or(0, |l| l.saturating_add(1));
+    if c.n_layers as u64 != blocks {
+        return Err(ModelError::Config {
+            path: path.clone(),
+            key: "n_layer".to_string(),
+            problem: format!(
+                "is {} but the weights hold {blocks} blocks (`{blocks_prefix}N.*` tensors): set it to {blocks}",
+                c.n_layers
+            ),
+        });
+    }
+    let shape = |name: String| folder.tensor_shape(&name).ok_or(ModelError::MissingTensor(name));
+    let two = |name: String, expected: [usize; 2]| -> Result<(String, [usize; 2])> {
+        match *shape(name.clone())? {
+            [a, b] => Ok((name, [a, b])),
+            ref other => Err(ModelError::ShapeMismatch { name, expected: expected.to_vec(), found: other.to_vec() }),
+        }
+    };
+    let (wte, [vocab, d]) = two(format!("{prefix}wte.weight"), [c.vocab_size, c.d_model])?;
+    if vocab != c.vocab_size {
+        return Err(disagree("vocab_size", c.vocab_size, &wte, &[vocab, d], vocab));
+    }
+    if d != c.d_model {
+        return Err(disagree("n_embd", c.d_model, &wte, &[vocab, d], d));
+    }
+    let (wpe, [positions, pd]) = two(format!("{prefix}wpe.weight"), [c.context_length, c.d_model])?;
+    if positions != c.context_length {
+        return Err(disagree("n_positions", c.context_length, &wpe, &[positions, pd], positions));
+    }
+    let (c_fc, [fd, ff]) = two(format!("{prefix}h.0.mlp.c_fc.weight"), [c.d_model, c.d_ff])?;
+    if ff != c.d_ff {
+        return Err(disagree("n_inner", c.d_ff, &c_fc, &[fd, ff], ff));
+    }
+    Ok(())
 }
 
 /// The weights of one block, in canonical layout (out, in).
@@ -190,6 +253,7 @@ impl Gpt2 {
         } else {
             return Err(ModelError::MissingTensor("transformer.wte.weight` (or `wte.weight`".to_string()));
         };
+        check_against_tensors(&folder, c, prefix)?;
         let tied = !folder.has_tensor("lm_head.weight");
         let mut specs: Vec<(String, Vec<usize>)> = vec![
             (format!("{prefix}wte.weight"), vec![c.vocab_size, d]),

@@ -24,8 +24,8 @@ pub struct HfFolder {
     config: Value,
     /// One mapping per file (the single file, or each shard).
     shards: Vec<(PathBuf, MmapedSafetensors)>,
-    /// Tensor name -> index in `shards`.
-    names: BTreeMap<String, usize>,
+    /// Tensor name -> (index in `shards`, shape from the safetensors header).
+    names: BTreeMap<String, (usize, Vec<usize>)>,
 }
 
 impl HfFolder {
@@ -68,7 +68,7 @@ impl HfFolder {
             // file size, so a truncated file is an error here.
             let st = unsafe { MmapedSafetensors::new(&shard) }
                 .map_err(|e| ModelError::Safetensors { path: shard.clone(), reason: e.to_string() })?;
-            names.extend(st.tensors().into_iter().map(|(name, _)| (name, i)));
+            names.extend(st.tensors().into_iter().map(|(name, view)| (name, (i, view.shape().to_vec()))));
             mapped.push((shard, st));
         }
         Ok(HfFolder { dir: dir.to_path_buf(), config, shards: mapped, names })
@@ -132,6 +132,40 @@ impl HfFolder {
         self.config.get(key).and_then(Value::as_f64)
     }
 
+    /// A non-negative integer, or `default` when the key is missing or null; another type is an
+    /// error naming the key.
+    pub fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
+        match self.config.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(_) => self.usize(key),
+        }
+    }
+
+    /// A number, or `default` when the key is missing or null; another type is an error naming
+    /// the key.
+    pub fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
+        match self.config.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(_) => self.f64(key),
+        }
+    }
+
+    /// A boolean, or `default` when the key is missing or null; another type is an error naming
+    /// the key.
+    pub fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
+        match self.config.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(self.type_error(key, "true or false", v)),
+        }
+    }
+
+    /// The shape of tensor `name` from its safetensors header, or `None` when the weights have
+    /// no such tensor.
+    pub fn tensor_shape(&self, name: &str) -> Option<&[usize]> {
+        self.names.get(name).map(|(_, shape)| shape.as_slice())
+    }
+
     /// A boolean, or `None` when the key is missing, null or of another type.
     pub fn opt_bool(&self, key: &str) -> Option<bool> {
         self.config.get(key).and_then(Value::as_bool)
@@ -157,7 +191,7 @@ impl HfFolder {
     pub fn tensors(&self, specs: &[(String, Vec<usize>)], device: &Device) -> Result<Vec<Tensor>> {
         let mut views = Vec::with_capacity(specs.len());
         for (name, expected) in specs {
-            let &shard = self.names.get(name).ok_or_else(|| ModelError::MissingTensor(name.clone()))?;
+            let &(shard, _) = self.names.get(name).ok_or_else(|| ModelError::MissingTensor(name.clone()))?;
             let (path, st) = &self.shards[shard];
             let view = st
                 .get(name)

@@ -9,8 +9,8 @@
 //! Hugging Face checkpoints use the half-split layout (i rotates with i + hd/2). The config
 //! records which ([`RopeLayout`]).
 
-use crate::config::{LlamaConfig, RopeLayout};
-use crate::error::Result;
+use crate::config::{ConfigField, ConfigSource, LlamaConfig, RopeLayout};
+use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
 use crate::hf_folder::HfFolder;
 use crate::hooks::{Kind, Module};
@@ -91,6 +91,70 @@ const HF_NAMES: TensorNames = TensorNames {
     ],
 };
 
+/// Checks the sizes read from the header against the tensors present, before anything sized by
+/// them is allocated: the block count must be one more than the highest block index among the
+/// tensor names, the vocabulary and `d_model` the embedding's shape, `d_ff` the rows of block 0's up
+/// projection, and the KV heads the rows of block 0's K projection over the head size.
+fn check_against_tensors<'a>(
+    c: &LlamaConfig,
+    source: &ConfigSource,
+    names: &TensorNames,
+    shape_of: impl Fn(&str) -> Option<&'a [usize]>,
+    all: impl Iterator<Item = &'a str>,
+) -> Result<()> {
+    use ConfigField as F;
+    let prefix = (names.block)(0);
+    let prefix = prefix.trim_end_matches("0.");
+    let blocks = all
+        .filter_map(|n| n.strip_prefix(prefix)?.split('.').next()?.parse::<u64>().ok())
+        .max()
+        .map_or(0, |l| l.saturating_add(1));
+    if c.n_layers as u64 != blocks {
+        return Err(source.error(
+            F::Layers,
+            format!(
+                "is {} but the weights hold {blocks} blocks (`{prefix}N.*` tensors): set it to {blocks}",
+                c.n_layers
+            ),
+        ));
+    }
+    let shape = |name: String| shape_of(&name).ok_or(ModelError::MissingTensor(name));
+    let embed = shape(names.embed.to_string())?;
+    let disagree = |field: ConfigField, value: usize, tensor: &str, found: &[usize], implied: usize| {
+        source.error(
+            field,
+            format!(
+                "is {value} but tensor `{tensor}` has shape {found:?}, which implies {implied}: the configuration and the weights disagree; fix the configuration or use matching weights"
+            ),
+        )
+    };
+    let [vocab, d] = embed else {
+        return Err(ModelError::ShapeMismatch {
+            name: names.embed.to_string(),
+            expected: vec![c.vocab_size, c.d_model],
+            found: embed.to_vec(),
+        });
+    };
+    if *vocab != c.vocab_size {
+        return Err(disagree(F::Vocab, c.vocab_size, names.embed, embed, *vocab));
+    }
+    if *d != c.d_model {
+        return Err(disagree(F::DModel, c.d_model, names.embed, embed, *d));
+    }
+    let up = format!("{}{}.weight", (names.block)(0), names.in_block[7]);
+    let up_shape = shape(up.clone())?;
+    if up_shape.first() != Some(&c.d_ff) {
+        return Err(disagree(F::DFf, c.d_ff, &up, up_shape, up_shape.first().copied().unwrap_or(0)));
+    }
+    let k = format!("{}{}.weight", (names.block)(0), names.in_block[2]);
+    let k_shape = shape(k.clone())?;
+    let kv_rows = k_shape.first().copied().unwrap_or(0);
+    if kv_rows != c.n_kv_heads * c.head_dim() {
+        return Err(disagree(F::KvHeads, c.n_kv_heads, &k, k_shape, kv_rows / c.head_dim()));
+    }
+    Ok(())
+}
+
 /// Every tensor to load with its canonical shape: embedding, final norm, (unembedding), then
 /// the nine tensors of each block.
 fn tensor_specs(c: &LlamaConfig, names: &TensorNames, tied: bool) -> Vec<(String, Vec<usize>)> {
@@ -124,6 +188,13 @@ impl Llama {
     pub fn from_gguf(path: &Path, device: &Device) -> Result<Llama> {
         let gguf = GgufFile::open(path)?;
         let config = LlamaConfig::from_gguf(&gguf)?;
+        check_against_tensors(
+            &config,
+            &ConfigSource::Gguf,
+            &GGUF_NAMES,
+            |n| gguf.tensor_shape(n),
+            gguf.tensor_names(),
+        )?;
         let tied = !gguf.has_tensor(GGUF_NAMES.unembed);
         let specs = tensor_specs(&config, &GGUF_NAMES, tied);
         // The tokenizer builds while the tensors load.
@@ -142,7 +213,9 @@ impl Llama {
     pub fn from_hf_folder(dir: &Path, device: &Device) -> Result<Llama> {
         let folder = HfFolder::open(dir)?;
         let config = LlamaConfig::from_hf_folder(&folder)?;
-        let tied = folder.opt_bool("tie_word_embeddings") == Some(true) || !folder.has_tensor(HF_NAMES.unembed);
+        let source = ConfigSource::HfConfig(dir.join("config.json"));
+        check_against_tensors(&config, &source, &HF_NAMES, |n| folder.tensor_shape(n), folder.tensor_names())?;
+        let tied = folder.bool_or("tie_word_embeddings", false)? || !folder.has_tensor(HF_NAMES.unembed);
         let tensors = folder.tensors(&tensor_specs(&config, &HF_NAMES, tied), device)?;
         let name = dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(Llama::assemble(name, config, folder.tokenizer()?, tied, tensors))
