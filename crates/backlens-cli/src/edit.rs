@@ -20,6 +20,17 @@ use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 
+/// Parses a step size (`--eta`, `--sgd-lr`, `--adam-lr`, `--ft-lr`): a finite number > 0.
+/// NaN, infinities, zero and negative steps are refused here, at parsing, before any model is
+/// loaded (a non-finite edited weight is refused again by `EditGuard::apply`).
+fn positive_step(text: &str) -> std::result::Result<f64, String> {
+    let value: f64 = text.trim().parse().map_err(|e| format!("{text:?} is not a number ({e})"))?;
+    if !value.is_finite() || value <= 0.0 {
+        return Err(format!("{text:?}: a step size must be a finite number greater than 0"));
+    }
+    Ok(value)
+}
+
 /// `--method`'s values: the names of the registry's edit methods, with their help.
 fn method_names() -> PossibleValuesParser {
     PossibleValuesParser::new(registry::edit_methods().map(|e| PossibleValue::new(e.name).help(e.help)))
@@ -78,7 +89,7 @@ pub struct MethodArgs {
     #[arg(long, default_value_t = DEFAULT_LAYER)]
     pub layer: usize,
     /// Forward pass shift's η.
-    #[arg(long, default_value_t = DEFAULT_ETA)]
+    #[arg(long, default_value_t = DEFAULT_ETA, value_parser = positive_step)]
     pub eta: f64,
     /// How η is read.
     #[arg(long, value_enum, default_value_t = EtaKindArg::from(DEFAULT_ETA_KIND))]
@@ -96,13 +107,13 @@ pub struct MethodArgs {
     pub key_corpus: Option<PathBuf>,
     /// Learning rate of one-step SGD (default: the smallest lr editing ≥ 95% of 20 records at
     /// layer 23, rounded up; see `backlens sweep-lr`).
-    #[arg(long, default_value_t = DEFAULT_SGD_LR)]
+    #[arg(long, default_value_t = DEFAULT_SGD_LR, value_parser = positive_step)]
     pub sgd_lr: f64,
     /// Learning rate of one-step Adam (default chosen like --sgd-lr).
-    #[arg(long, default_value_t = DEFAULT_ADAM_LR)]
+    #[arg(long, default_value_t = DEFAULT_ADAM_LR, value_parser = positive_step)]
     pub adam_lr: f64,
     /// Fine-tuning: Adam learning rate (paper: 5e-4).
-    #[arg(long, default_value_t = DEFAULT_FT_LR)]
+    #[arg(long, default_value_t = DEFAULT_FT_LR, value_parser = positive_step)]
     pub ft_lr: f64,
     /// Fine-tuning: steps (paper: 25).
     #[arg(long, default_value_t = DEFAULT_FT_STEPS)]

@@ -324,3 +324,16 @@ fn save_with_force_replaces_an_existing_file() {
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, vec![std::ffi::OsString::from("edited.safetensors")]);
 }
+
+/// Step sizes must be finite and positive: refused at parsing, before any model is loaded.
+#[test]
+fn non_finite_or_non_positive_steps_are_refused() {
+    for flag in ["--eta", "--sgd-lr", "--adam-lr", "--ft-lr"] {
+        for value in ["NaN", "inf", "-inf", "0", "-1e-3"] {
+            let run = backlens(&["edit", "--model", "/nonexistent/model.gguf", &format!("{flag}={value}")]);
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            assert!(!run.status.success(), "{flag} {value}");
+            assert!(stderr.contains("a step size must be a finite number greater than 0"), "{flag} {value}: {stderr}");
+        }
+    }
+}
