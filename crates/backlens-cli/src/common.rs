@@ -7,6 +7,16 @@ use backlens::{Backlens, LensOptions, ModelSpec};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// Parses a count that must be at least 1 (`--top-k`; its upper bound, the vocabulary size, is
+/// checked by the lens once the model is loaded).
+pub fn at_least_one(text: &str) -> std::result::Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{text:?} is not a whole number ({e})")),
+    }
+}
+
 /// `--model`.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
@@ -36,8 +46,8 @@ pub struct QueryArgs {
     /// The new target: exactly one token, usually with a leading space.
     #[arg(long, default_value = " Paris")]
     pub target: String,
-    /// Number of top and bottom tokens kept per cell.
-    #[arg(long, default_value_t = 5)]
+    /// Number of top and bottom tokens kept per cell: 1 to the vocabulary size.
+    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
     pub top_k: usize,
     /// Sites to project, comma-separated (mlp.up.input and mlp.down.vjp are always included).
     #[arg(long, value_delimiter = ',')]

@@ -167,8 +167,8 @@ pub struct EditArgs {
     pub method: String,
     #[command(flatten)]
     pub settings: MethodArgs,
-    /// Number of top tokens shown before and after.
-    #[arg(long, default_value_t = 5)]
+    /// Number of top tokens shown before and after (1 to the vocabulary size).
+    #[arg(long, default_value_t = 5, value_parser = crate::common::at_least_one)]
     pub top_k: usize,
     /// Save the edited weight matrices as safetensors (names `layers.<l>.<module>.weight`,
     /// layout (d_out, d_in)). Refused, before the edit is computed, when the path is one of the

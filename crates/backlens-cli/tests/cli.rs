@@ -241,3 +241,17 @@ fn reproduce_rejects_unknown_figures_and_missing_datasets_before_loading() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("--limit must be at least 1"));
 }
+
+/// `--top-k 0` is refused at parsing, before loading (it used to print contradictory labels); a k
+/// above the vocabulary is refused by the lens (`backlens-lens`' test `project_bounds_k_to_the_vocabulary`).
+#[test]
+fn top_k_is_bounded_to_one_through_the_vocabulary() {
+    for k in ["0", "-1", "x"] {
+        let run = backlens(&["lens", &format!("--top-k={k}"), "--model", "/nonexistent/model.gguf"]);
+        assert!(!run.status.success(), "--top-k {k}");
+        assert!(String::from_utf8_lossy(&run.stderr).contains("--top-k"), "--top-k {k}");
+    }
+    let run = backlens(&["edit", "--top-k", "0", "--model", "/nonexistent/model.gguf"]);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("must be at least 1"));
+}
