@@ -431,9 +431,21 @@ pub(crate) fn render_png<F: Figure>(figure: &F, scale: f64) -> Result<Vec<u8>, P
     Ok(png_bytes)
 }
 
-/// Writes `bytes` to `path`.
+/// Writes `bytes` to `path` atomically: into a temporary file in the same folder, renamed over
+/// `path` once complete. `path` never holds a partial figure, and a failed write (a read-only
+/// folder, a parent that is a file, a full disk) leaves neither `path` nor the temporary file.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
-    std::fs::write(path, bytes).map_err(|source| PlotError::Io { path: path.to_path_buf(), source })
+    use std::io::Write;
+    let io = |source| PlotError::Io { path: path.to_path_buf(), source };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    temp.write_all(bytes).map_err(io)?;
+    temp.as_file().sync_all().map_err(io)?;
+    temp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
 }
 
 /// Output format picked by a file name's extension.

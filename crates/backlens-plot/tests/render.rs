@@ -249,3 +249,43 @@ fn write_svg_and_png_files() {
     assert!(matches!(err, PlotError::Io { .. }));
     assert!(err.to_string().contains("missing-dir"), "{err}");
 }
+
+/// Names of the files in `dir`, sorted.
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// Figures are written atomically: a success leaves exactly the figure, a failed write (the
+/// parent is a file; the folder is read-only) leaves no partial file and no temporary file.
+#[test]
+fn writes_are_atomic_and_a_failed_write_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table(2, 3);
+    t.write(dir.path().join("t.svg")).unwrap();
+    t.write(dir.path().join("t.png")).unwrap();
+    assert_eq!(listing(dir.path()), ["t.png", "t.svg"]);
+    assert_eq!(std::fs::read_to_string(dir.path().join("t.svg")).unwrap(), t.to_svg().unwrap());
+
+    let err = t.write(dir.path().join("t.svg").join("inner.svg")).unwrap_err();
+    assert!(matches!(err, PlotError::Io { .. }), "{err}");
+    assert_eq!(listing(dir.path()), ["t.png", "t.svg"]);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let locked = dir.path().join("locked");
+        std::fs::create_dir(&locked).unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+        // root ignores permissions: only check when the folder really is read-only to us.
+        if std::fs::File::create(locked.join("probe")).is_err() {
+            assert!(t.write(locked.join("t.svg")).is_err());
+            assert!(listing(&locked).is_empty(), "{:?}", listing(&locked));
+        } else {
+            std::fs::remove_file(locked.join("probe")).unwrap();
+        }
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
