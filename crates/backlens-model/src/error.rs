@@ -28,10 +28,11 @@ pub enum ModelError {
         /// candle's parse error, prefixed with the tensor's name for a tensor read.
         reason: String,
     },
-    /// A GGUF metadata key is missing or has the wrong type, or the Llama hyper-parameters
-    /// read are inconsistent (a size of 0, heads that do not split `d_model` into even head
-    /// sizes, query heads not a multiple of the KV heads; this check also runs for Hugging Face
-    /// folders and then names the corresponding GGUF key).
+    /// A GGUF metadata key is missing or has the wrong type, or the Llama hyper-parameters read
+    /// from a GGUF file are inconsistent (a size of 0, heads that do not split `d_model` into
+    /// even head sizes, query heads not a multiple of the KV heads, a count that disagrees with
+    /// the tensors). The same checks on a Hugging Face folder are [`ModelError::Config`] errors
+    /// naming the `config.json` key.
     #[error("GGUF metadata key `{key}`: {problem}")]
     Metadata {
         /// The GGUF metadata key, e.g. `llama.block_count` (`llama.*` for "some size is 0").
