@@ -114,15 +114,23 @@ fn extreme_k(logits: &[f32], k: usize, better: impl Fn(f32, f32) -> bool) -> Vec
     }
     let better = &better;
     let mut heap: BinaryHeap<Candidate<'_, _>> = BinaryHeap::with_capacity(k);
+    // The value at the heap's root once it is full: most logits are rejected by one comparison
+    // with it (the hot path: V logits per row, k of them kept).
+    let mut worst_x = f32::NAN;
     for (id, &x) in logits.iter().enumerate() {
-        let candidate = Candidate { x, id: id as u32, better };
         if heap.len() < k {
-            heap.push(candidate);
-        } else if let Some(mut worst) = heap.peek_mut() {
-            // Ids arrive in increasing order, so a tie with the worst kept never displaces it.
-            if candidate.rank(&worst) == Ordering::Less {
-                *worst = candidate;
+            heap.push(Candidate { x, id: id as u32, better });
+            if heap.len() == k {
+                worst_x = heap.peek().map_or(f32::NAN, |c| c.x);
             }
+        } else if better(x, worst_x) || (worst_x.is_nan() && !x.is_nan()) {
+            // Exactly `Candidate::rank(new, worst) == Less`: strictly better by value (a number
+            // beats a NaN); a tie never displaces the worst kept, whose id is lower (ids arrive
+            // in increasing order).
+            if let Some(mut worst) = heap.peek_mut() {
+                *worst = Candidate { x, id: id as u32, better };
+            }
+            worst_x = heap.peek().map_or(f32::NAN, |c| c.x);
         }
     }
     // Ascending in `Ord`, i.e. best first.

@@ -250,3 +250,20 @@ fn bad_input_is_an_error() {
     let nan = Tensor::new(&[[f32::NAN, 0.0, 1.0, 2.0]], &Device::Cpu).unwrap();
     assert!(matches!(lens.project(&nan, &ProjectOptions::default()), Err(LensError::NonFinite { row: 0 })));
 }
+
+/// `summarize_row` on a row with NaN logits (the lens refuses such rows, direct callers may not):
+/// a NaN is less extreme than every number at both ends, NaNs keep id order among themselves,
+/// and a number displaces a NaN that was kept first.
+#[test]
+fn nan_logits_are_less_extreme_than_every_number() {
+    let options = |k| ProjectOptions { k, rank_tokens: vec![], normalize: false };
+    let row = [1.0, f32::NAN, -1.0, 2.0, f32::NAN];
+    let three = summarize_row(&row, 1.0, &options(3));
+    assert_eq!(three.top, vec![3, 0, 2]);
+    assert_eq!(three.bottom, vec![2, 0, 3]);
+    let all = summarize_row(&row, 1.0, &options(5));
+    assert_eq!(all.top, vec![3, 0, 2, 1, 4]);
+    assert_eq!(all.bottom, vec![2, 0, 3, 1, 4]);
+    let nan_first = summarize_row(&[f32::NAN, 0.0, f32::NAN], 1.0, &options(1));
+    assert_eq!((nan_first.top, nan_first.bottom), (vec![1], vec![1]));
+}
