@@ -7,21 +7,11 @@ use backlens_algebra::SecondMoment;
 use backlens_edit::keys::{ff2_input_moment, Key, LayerWhitener, TemplateContrast, INVENTED_SUBJECTS};
 use backlens_edit::{EditMethod, EditRequest, Eta, ForwardPassShift};
 use backlens_model::testing::{random_gpt2, random_llama, TinyGpt2, TinyLlama};
-use backlens_model::{Gpt2Activation, Kind, LanguageModel, Module, RopeLayout, Site, TraceOptions};
+use backlens_model::{Gpt2Activation, Kind, LanguageModel, Module, Site, TraceOptions};
 use candle_core::{DType, IndexOp, Tensor};
 use std::sync::Arc;
 
-const LLAMA: TinyLlama = TinyLlama {
-    n_layers: 2,
-    d_model: 8,
-    n_heads: 2,
-    n_kv_heads: 1,
-    d_ff: 12,
-    vocab: 13,
-    context: 16,
-    rope: RopeLayout::HalfSplit,
-    tied: true,
-};
+const LLAMA: TinyLlama = TinyLlama { vocab: 13, ..TinyLlama::SMALL };
 const GPT2: TinyGpt2 = TinyGpt2 {
     n_layers: 2,
     d_model: 8,

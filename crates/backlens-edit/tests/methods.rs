@@ -11,17 +11,7 @@ use backlens_model::testing::{random_gpt2, random_llama, TinyGpt2, TinyLlama};
 use backlens_model::{Gpt2Activation, Kind, LanguageModel, Module, RopeLayout, Site, TraceOptions};
 use candle_core::{DType, IndexOp, Tensor};
 
-const LLAMA: TinyLlama = TinyLlama {
-    n_layers: 3,
-    d_model: 8,
-    n_heads: 2,
-    n_kv_heads: 1,
-    d_ff: 20,
-    vocab: 13,
-    context: 12,
-    rope: RopeLayout::HalfSplit,
-    tied: true,
-};
+const LLAMA: TinyLlama = TinyLlama { n_layers: 3, d_ff: 20, vocab: 13, context: 12, ..TinyLlama::SMALL };
 const GPT2: TinyGpt2 = TinyGpt2 {
     n_layers: 2,
     d_model: 8,

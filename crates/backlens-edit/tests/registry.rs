@@ -7,19 +7,8 @@ use backlens_edit::defaults::*;
 use backlens_edit::registry::{edit_method, edit_methods, step_method, step_methods, step_methods_named, METHODS};
 use backlens_edit::{EditRequest, Eta, EtaKind, MethodSettings};
 use backlens_model::testing::{random_llama, TinyLlama};
-use backlens_model::RopeLayout;
 
-const LLAMA: TinyLlama = TinyLlama {
-    n_layers: 2,
-    d_model: 8,
-    n_heads: 2,
-    n_kv_heads: 1,
-    d_ff: 12,
-    vocab: 19,
-    context: 16,
-    rope: RopeLayout::HalfSplit,
-    tied: true,
-};
+const LLAMA: TinyLlama = TinyLlama::SMALL;
 
 #[test]
 fn names_are_unique_and_the_commands_rows_are_the_documented_ones() {

@@ -10,17 +10,8 @@ use backlens_model::testing::{random_gpt2, random_llama, TinyGpt2, TinyLlama};
 use backlens_model::{Gpt2Activation, LanguageModel, Module, RopeLayout};
 use candle_core::Tensor;
 
-const LLAMA: TinyLlama = TinyLlama {
-    n_layers: 2,
-    d_model: 8,
-    n_heads: 2,
-    n_kv_heads: 2,
-    d_ff: 12,
-    vocab: 17,
-    context: 16,
-    rope: RopeLayout::Interleaved,
-    tied: false,
-};
+const LLAMA: TinyLlama =
+    TinyLlama { n_kv_heads: 2, vocab: 17, rope: RopeLayout::Interleaved, tied: false, ..TinyLlama::SMALL };
 
 /// Every linear weight of the model as raw bits.
 fn snapshot(model: &dyn LanguageModel) -> Vec<Vec<u32>> {

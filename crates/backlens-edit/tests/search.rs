@@ -5,19 +5,9 @@ use backlens_edit::search::{efficacy, min_eta, min_setting, SearchOptions};
 use backlens_edit::EtaKind;
 use backlens_edit::{EditMethod, EditRequest, OneStepSgd};
 use backlens_model::testing::{random_llama, TinyLlama};
-use backlens_model::{LanguageModel, RopeLayout};
+use backlens_model::LanguageModel;
 
-const SPEC: TinyLlama = TinyLlama {
-    n_layers: 2,
-    d_model: 8,
-    n_heads: 2,
-    n_kv_heads: 1,
-    d_ff: 12,
-    vocab: 19,
-    context: 12,
-    rope: RopeLayout::HalfSplit,
-    tied: true,
-};
+const SPEC: TinyLlama = TinyLlama { context: 12, ..TinyLlama::SMALL };
 
 /// Requests for new targets that a very large shift at the last layer does reach (with random
 /// embeddings some tokens can never win: another row may align better with theirs).

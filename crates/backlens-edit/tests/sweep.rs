@@ -12,21 +12,11 @@ use backlens_edit::sweep::{
 };
 use backlens_edit::{EditGuard, EditRequest, Eta, ForwardPassShift, MethodSettings, OneStepSgd, StepSizeMethod};
 use backlens_model::testing::{random_gpt2, random_llama, TinyGpt2, TinyLlama};
-use backlens_model::{Gpt2Activation, LanguageModel, Module, RopeLayout};
+use backlens_model::{Gpt2Activation, LanguageModel, Module};
 use candle_core::DType;
 use std::sync::Arc;
 
-const LLAMA: TinyLlama = TinyLlama {
-    n_layers: 2,
-    d_model: 8,
-    n_heads: 2,
-    n_kv_heads: 1,
-    d_ff: 12,
-    vocab: 19,
-    context: 16,
-    rope: RopeLayout::HalfSplit,
-    tied: true,
-};
+const LLAMA: TinyLlama = TinyLlama::SMALL;
 const GPT2: TinyGpt2 = TinyGpt2 {
     n_layers: 2,
     d_model: 8,

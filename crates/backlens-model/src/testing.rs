@@ -47,6 +47,21 @@ pub struct TinyLlama {
 }
 
 impl TinyLlama {
+    /// The small model most tests start from (struct-update the fields a test needs changed):
+    /// 2 layers, d_model 8, 2 query heads sharing 1 KV head, d_ff 12, 19 tokens, context 16,
+    /// half-split RoPE, tied unembedding.
+    pub const SMALL: TinyLlama = TinyLlama {
+        n_layers: 2,
+        d_model: 8,
+        n_heads: 2,
+        n_kv_heads: 1,
+        d_ff: 12,
+        vocab: 19,
+        context: 16,
+        rope: RopeLayout::HalfSplit,
+        tied: true,
+    };
+
     /// The model's configuration (RoPE base 10 000, RMSNorm eps 1e-5).
     pub fn config(&self) -> LlamaConfig {
         LlamaConfig {

@@ -18,7 +18,7 @@
 //! run: `FUZZ_CASES=5000 cargo test -p backlens-model --test fuzz_loaders`.
 
 use backlens_model::testing::{random_llama_with_tensors, TinyLlama};
-use backlens_model::{Llama, RopeLayout};
+use backlens_model::Llama;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
@@ -38,17 +38,7 @@ fn cases() -> u32 {
     std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48)
 }
 
-const SPEC: TinyLlama = TinyLlama {
-    n_layers: 2,
-    d_model: 8,
-    n_heads: 2,
-    n_kv_heads: 1,
-    d_ff: 12,
-    vocab: 11,
-    context: 8,
-    rope: RopeLayout::HalfSplit,
-    tied: false,
-};
+const SPEC: TinyLlama = TinyLlama { vocab: 11, context: 8, tied: false, ..TinyLlama::SMALL };
 
 fn tensors() -> BTreeMap<String, Tensor> {
     random_llama_with_tensors(SPEC, 5).1

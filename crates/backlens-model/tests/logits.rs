@@ -3,7 +3,7 @@
 //! (causality), and it rejects what the trace rejects.
 
 use backlens_model::testing::{random_gpt2, random_llama, strategies, TinyGpt2, TinyLlama};
-use backlens_model::{LanguageModel, ModelError, RopeLayout, TraceOptions};
+use backlens_model::{LanguageModel, ModelError, TraceOptions};
 use candle_core::{IndexOp, Tensor};
 use proptest::prelude::*;
 
@@ -49,17 +49,7 @@ proptest! {
 
 #[test]
 fn logits_reject_bad_sequences() {
-    let spec = TinyLlama {
-        n_layers: 1,
-        d_model: 8,
-        n_heads: 2,
-        n_kv_heads: 1,
-        d_ff: 12,
-        vocab: 11,
-        context: 5,
-        rope: RopeLayout::HalfSplit,
-        tied: true,
-    };
+    let spec = TinyLlama { n_layers: 1, vocab: 11, context: 5, ..TinyLlama::SMALL };
     let model = random_llama(spec, 1);
     assert!(matches!(model.logits(&[]), Err(ModelError::EmptyPrompt)));
     assert!(matches!(model.logits(&[1, 2, 3, 4, 5, 6]), Err(ModelError::PromptTooLong { tokens: 6, context: 5 })));

@@ -105,21 +105,11 @@ pub fn sweep_charts(report: &SweepReport) -> [LineChart; 3] {
 mod tests {
     use super::{default_sweep_layers, top_predictions};
     use backlens_model::testing::{random_llama, TinyLlama};
-    use backlens_model::{LanguageModel, RopeLayout};
+    use backlens_model::LanguageModel;
 
     #[test]
     fn top_predictions_are_the_softmax_ranking() {
-        let spec = TinyLlama {
-            n_layers: 2,
-            d_model: 8,
-            n_heads: 2,
-            n_kv_heads: 1,
-            d_ff: 12,
-            vocab: 19,
-            context: 16,
-            rope: RopeLayout::HalfSplit,
-            tied: true,
-        };
+        let spec = TinyLlama::SMALL;
         let model = random_llama(spec, 3);
         let prompt = [1, 2, 3];
         let top = top_predictions(&model, &prompt, 4).unwrap();
