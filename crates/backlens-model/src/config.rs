@@ -51,7 +51,10 @@ impl LlamaConfig {
     pub fn from_gguf(gguf: &GgufFile) -> Result<LlamaConfig> {
         let arch = gguf.string("general.architecture")?;
         if arch != "llama" {
-            return Err(ModelError::UnsupportedArchitecture(arch.to_string()));
+            return Err(ModelError::UnsupportedArchitecture(format!(
+                "`{arch}` (GGUF general.architecture); backlens reads GGUF files of architecture `llama` \
+                 (other architectures load from a Hugging Face folder: llama, gpt2)"
+            )));
         }
         let cfg = LlamaConfig {
             n_layers: gguf.usize("llama.block_count")?,
@@ -74,7 +77,7 @@ impl LlamaConfig {
         if let Some(kind) = folder.config().get("model_type").and_then(|v| v.as_str()) {
             if kind != "llama" {
                 return Err(ModelError::UnsupportedArchitecture(format!(
-                    "{kind} (config.json model_type; this loader reads llama)"
+                    "`{kind}` (config.json model_type); the Llama loader reads `llama`"
                 )));
             }
         }

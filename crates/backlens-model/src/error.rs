@@ -43,7 +43,7 @@ pub enum ModelError {
     /// The model is not one backlens implements: a GGUF file whose `general.architecture`
     /// is not `llama`, a `config.json` whose `model_type` is neither `llama` nor `gpt2`, or a
     /// Llama config with `rope_scaling`. Holds the architecture found, with context.
-    #[error("unsupported architecture `{0}`: backlens reads GGUF files of architecture `llama`")]
+    #[error("unsupported architecture: {0}")]
     UnsupportedArchitecture(String),
     /// A tensor the architecture needs is not in the GGUF file or safetensors shards. Holds
     /// the tensor's name as stored in the checkpoint, e.g. `blk.0.ffn_down.weight`.

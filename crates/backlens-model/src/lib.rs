@@ -158,7 +158,7 @@ pub fn load(path: &std::path::Path, device: &candle_core::Device) -> Result<Box<
             "llama" => Ok(Box::new(Llama::from_hf_folder(path, device)?)),
             "gpt2" => Ok(Box::new(Gpt2::from_hf_folder(path, device)?)),
             other => Err(ModelError::UnsupportedArchitecture(format!(
-                "{other:?} (config.json model_type in {}; supported: llama, gpt2)",
+                "{other:?} (config.json model_type in {}); supported: llama, gpt2",
                 path.display()
             ))),
         };

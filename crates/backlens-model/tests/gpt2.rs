@@ -585,6 +585,20 @@ fn loading_errors_are_clear_and_never_panic() {
     let mut config = tiny_config();
     config.as_object_mut().unwrap().remove("model_type");
     assert!(Gpt2::from_hf_folder(write_folder("errors-nomodeltype", &tensors, &config).path(), &Device::Cpu).is_ok());
+    // An architecture backlens does not have, through the loader that dispatches on model_type:
+    // the message names it and what is supported, and does not talk about GGUF files.
+    let mut config = tiny_config();
+    config["model_type"] = json!("mistral");
+    let d = write_folder("errors-unsupported", &tensors, &config);
+    let err = match backlens_model::load(d.path(), &Device::Cpu) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a mistral config.json loaded"),
+    };
+    assert!(err.contains("mistral") && err.contains("config.json model_type") && err.contains("llama, gpt2"), "{err}");
+    assert!(!err.contains("GGUF"), "{err}");
+    // A GPT-2 folder given to the Llama loader: named as a config.json mismatch, not a GGUF one.
+    let err = err_string(backlens_model::Llama::from_hf_folder(dir.path(), &Device::Cpu));
+    assert!(err.contains("`gpt2` (config.json model_type)") && !err.contains("GGUF"), "{err}");
 
     // A truncated c_fc (one output column short).
     let mut bad = tensors.clone();
