@@ -15,6 +15,8 @@ fn missing_file_names_the_path() {
     let err = Llama::from_gguf(std::path::Path::new("/nonexistent/model.gguf"), &Device::Cpu).err().unwrap();
     assert!(matches!(err, ModelError::Io { .. }));
     assert!(err.to_string().contains("/nonexistent/model.gguf"), "{err}");
+    // A library message: it names no flag of the CLI (the CLI is one caller among several).
+    assert!(!err.to_string().contains("--model"), "{err}");
 }
 
 #[test]

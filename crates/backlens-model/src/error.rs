@@ -12,7 +12,10 @@ pub enum ModelError {
     ///
     /// [`GgufFile::open`]: crate::gguf::GgufFile::open
     /// [`default_model::verify`]: crate::default_model::verify
-    #[error("cannot read model file {path}: {source}. Pass an existing GGUF file (e.g. --model PATH) or omit it to use the default model")]
+    #[error(
+        "cannot read model file {path}: {source}. Check that it exists and is readable (a GGUF file or a \
+         Hugging Face folder), or load the default model instead"
+    )]
     Io {
         /// The file that failed.
         path: PathBuf,
@@ -51,7 +54,10 @@ pub enum ModelError {
     MissingTensor(String),
     /// A tensor's shape differs from the one the hyper-parameters imply (at load), or an
     /// edited weight passed to `set_weight` differs in shape from the weight it replaces.
-    #[error("tensor `{name}` has shape {found:?}, but the metadata implies {expected:?}")]
+    #[error(
+        "tensor `{name}` has shape {found:?}, but {expected:?} is expected (from the model's hyper-parameters, or \
+         the shape of the weight it replaces)"
+    )]
     ShapeMismatch {
         /// The tensor's name as stored in the checkpoint, or `layers.L.<module>` for a weight
         /// replaced by `set_weight`.
