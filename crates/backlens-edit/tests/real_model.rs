@@ -7,6 +7,7 @@
 
 use backlens_edit::defaults::{DEFAULT_ADAM_LR, DEFAULT_FPS_ETA, DEFAULT_KEY_SHRINKAGE, DEFAULT_LAYER, DEFAULT_SGD_LR};
 use backlens_edit::{evaluate, EditGuard, EditMethod, EditRequest, Eta, EvalOptions, ForwardPassShift};
+use backlens_model::testing::bits;
 use backlens_model::{default_model, LanguageModel, Llama, Module, TraceOptions};
 use candle_core::IndexOp;
 use std::sync::OnceLock;
@@ -55,16 +56,7 @@ fn forward_pass_shift_reaches_high_efficacy_on_a_slice() {
     let records = backlens_data::load(&backlens_data::default_dataset_path()).unwrap();
     let slice = backlens_data::sample(&records, SLICE, 0);
     let mut edited = model().clone();
-    let before: Vec<u32> = edited
-        .weight(LAYER, Module::MlpDown)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
-        .iter()
-        .map(|v| v.to_bits())
-        .collect();
+    let before: Vec<u32> = bits(edited.weight(LAYER, Module::MlpDown).unwrap());
     let fps = ForwardPassShift::new(LAYER, ETA);
     let start = std::time::Instant::now();
     // Unedited: no rewrite prompt predicts its new target yet.
@@ -82,16 +74,7 @@ fn forward_pass_shift_reaches_high_efficacy_on_a_slice() {
     assert!(report.summary.efficacy.mean >= 90.0, "efficacy {} at layer {LAYER}, eta {ETA}", report.summary.efficacy);
     // The paraphrases follow the edit too (unedited: 2.5% on a 20-record sample).
     assert!(report.summary.paraphrase.mean >= 25.0, "paraphrase {}", report.summary.paraphrase);
-    let after: Vec<u32> = edited
-        .weight(LAYER, Module::MlpDown)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
-        .iter()
-        .map(|v| v.to_bits())
-        .collect();
+    let after: Vec<u32> = bits(edited.weight(LAYER, Module::MlpDown).unwrap());
     assert!(before == after, "the model was not restored bit for bit");
 }
 

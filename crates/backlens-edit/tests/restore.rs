@@ -6,7 +6,7 @@ use backlens_edit::{
     evaluate, Edit, EditGuard, EditMethod, EditRequest, Eta, EvalOptions, FineTune, ForwardPassShift, OneStepAdam,
     OneStepSgd, WeightUpdate,
 };
-use backlens_model::testing::{random_gpt2, random_llama, TinyGpt2, TinyLlama};
+use backlens_model::testing::{bits, random_gpt2, random_llama, TinyGpt2, TinyLlama};
 use backlens_model::{Gpt2Activation, LanguageModel, Module, RopeLayout};
 use candle_core::Tensor;
 
@@ -24,10 +24,6 @@ fn snapshot(model: &dyn LanguageModel) -> Vec<Vec<u32>> {
         }
     }
     out
-}
-
-fn bits(t: &Tensor) -> Vec<u32> {
-    t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()
 }
 
 #[test]

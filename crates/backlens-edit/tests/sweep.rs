@@ -11,7 +11,7 @@ use backlens_edit::sweep::{
     SweepPoint, SweepReport,
 };
 use backlens_edit::{EditGuard, EditRequest, Eta, ForwardPassShift, MethodSettings, OneStepSgd, StepSizeMethod};
-use backlens_model::testing::{random_gpt2, random_llama, TinyGpt2, TinyLlama};
+use backlens_model::testing::{bits, random_gpt2, random_llama, TinyGpt2, TinyLlama};
 use backlens_model::{Gpt2Activation, LanguageModel, Module};
 use candle_core::DType;
 use std::sync::Arc;
@@ -226,19 +226,7 @@ fn record(case_id: u64, subject: &str, new: &str) -> Record {
 fn a_sweep_covers_every_cell_and_leaves_the_model_unchanged() {
     let mut model = random_gpt2(GPT2, 9);
     let snapshot = |m: &dyn LanguageModel| -> Vec<Vec<u32>> {
-        (0..m.n_layers())
-            .map(|l| {
-                m.weight(l, Module::MlpDown)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect()
-            })
-            .collect()
+        (0..m.n_layers()).map(|l| bits(m.weight(l, Module::MlpDown).unwrap())).collect()
     };
     let before = snapshot(&model);
     let records = vec![record(0, "t4", "t5"), record(1, "t6", "t7"), record(2, "t8", "t9")];

@@ -170,6 +170,12 @@ fn draw(rng: &mut Rng, role: Role, shape: &[usize], tied: bool) -> Tensor {
     }
 }
 
+/// The bit patterns of a tensor's values as f32, row-major: two tensors are bit-identical (NaNs
+/// and signed zeros included) exactly when these are equal. For restore and state-safety tests.
+pub fn bits(t: &Tensor) -> Vec<u32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()
+}
+
 /// A WordLevel tokenizer over the pieces `t0 .. t{vocab-1}`, split on whitespace (`t3 t7` is
 /// `[3, 7]`; an unknown word is `t0`).
 pub fn word_level_tokenizer(vocab: usize) -> TextTokenizer {
